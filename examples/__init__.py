@@ -1,0 +1,1 @@
+"""Runnable examples of sessionware with Starlette, FastAPI, Flask, raw ASGI and WSGI."""

@@ -1,0 +1,1 @@
+"""Security properties of sessionware, proven through both middlewares (see SECURITY.md)."""

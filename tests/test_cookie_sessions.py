@@ -1,0 +1,87 @@
+"""The cookie store through both middlewares: the session API with no server state."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessionware.stores import CookieStore
+from tests.conftest import MakeClient
+from tests.test_behaviour import session_cookie_headers
+
+SECRET = "cookie-store-test-secret"
+
+
+@pytest.fixture(params=[False, True], ids=["signed", "encrypted"])
+def encrypt(request: pytest.FixtureRequest) -> bool:
+    value: bool = request.param
+    return value
+
+
+def test_data_round_trips_in_the_cookie(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    assert session_cookie_headers(client.get("/noop")) == []
+    client.get("/set?k=user&v=ada")
+    client.get("/set?k=theme&v=dark")
+    client.get("/del?k=theme")
+    state = client.get("/read").json()
+    assert state["data"] == {"user": "ada"}
+    assert state["key"] is not None
+
+
+def test_unchanged_session_sends_no_cookie(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    client.get("/set?k=a&v=1")
+    assert session_cookie_headers(client.get("/read")) == []
+
+
+def test_flush_deletes_the_cookie(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    client.get("/set?k=user&v=ada")
+    (deletion,) = session_cookie_headers(client.get("/flush"))
+    assert "Max-Age=0" in deletion
+    assert client.get("/read").json() == {"key": None, "data": {}}
+
+
+def test_cycle_key_changes_the_key_and_keeps_data(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    client.get("/set?k=user&v=ada")
+    before = client.get("/read").json()["key"]
+    after = client.get("/cycle").json()
+    assert after["before"] == before
+    assert after["key"] != before
+    assert client.get("/read").json() == {"key": after["key"], "data": {"user": "ada"}}
+
+
+def test_clear_keeps_the_cookie_session(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    client.get("/set?k=a&v=1")
+    key = client.get("/read").json()["key"]
+    client.get("/clear")
+    assert client.get("/read").json() == {"key": key, "data": {}}
+
+
+def test_set_expiry_is_honoured(make_client: MakeClient, encrypt: bool) -> None:
+    client = make_client(store=CookieStore(encrypt=encrypt), secret_key=SECRET)
+    (cookie,) = session_cookie_headers(client.get("/expiry?v=120"))
+    assert "Max-Age=120" in cookie or "Max-Age=119" in cookie
+    assert client.get("/expiry-info").json() == {"age": 120, "browser_close": False}
+    (cookie,) = session_cookie_headers(client.get("/expiry?v=0"))
+    assert "Max-Age" not in cookie
+    assert client.get("/expiry-info").json()["browser_close"] is True
+
+
+def test_a_cookie_signed_with_another_secret_is_ignored(
+    make_client: MakeClient, encrypt: bool
+) -> None:
+    first = make_client(store=CookieStore(encrypt=encrypt), secret_key="one")
+    first.get("/set?k=a&v=1")
+    stolen = first.session_cookie
+    other = make_client(store=CookieStore(encrypt=encrypt), secret_key="two")
+    response = other.get("/read", headers={"Cookie": f"sessionid={stolen}"})
+    assert response.json() == {"key": None, "data": {}}
+
+
+def test_secret_key_alone_keeps_sessions_in_a_signed_cookie(make_client: MakeClient) -> None:
+    client = make_client(secret_key=SECRET)
+    client.get("/set?k=a&v=1")
+    assert client.get("/read").json()["data"] == {"a": "1"}
