@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,17 @@ import pytest
 from sessionware._records import Change, Record
 from sessionware.stores.base import SessionStore
 from tests.stores.factories import ALL_KINDS, make_store
+
+
+@pytest.fixture(autouse=True)
+def _current_now() -> None:
+    """Re-read the clock the store tests call ``NOW`` before each test: Redis expires
+    records by its own clock, so a ``NOW`` read at import would drift into the past over a
+    long run and records written as "live for a minute" would already be gone."""
+    now = time.time()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tests.stores.") and hasattr(module, "NOW"):
+            vars(module)["NOW"] = now
 
 
 class Driver:
