@@ -83,6 +83,7 @@ class RedisStore(SessionStore):
             import redis.asyncio
             import redis.asyncio.retry
             import redis.backoff
+            import redis.client
             import redis.retry
         except ImportError as exc:  # pragma: no cover - the test environment has redis
             raise ImportError("RedisStore needs redis: pip install 'sessionware[redis]'") from exc
@@ -170,7 +171,15 @@ class RedisStore(SessionStore):
             pipe.hget(name, "e")
         found = pipe.execute(raise_on_error=False)
         doomed = [n for n, e in zip(names, found, strict=True) if layout.is_past(e, moment)]
-        return sum(int(self._sync.expire(keys=[name], args=[moment])) for name in doomed)
+        if not doomed:
+            return 0
+        pipe = self._sync.client.pipeline(transaction=False)
+        if not isinstance(pipe, self._redis.client.Pipeline):  # a cluster: key by key
+            return sum(int(self._sync.expire(keys=[name], args=[moment])) for name in doomed)
+        # One script call per key (each touches one key), all in one round trip.
+        for name in doomed:
+            self._sync.expire(keys=[name], args=[moment], client=pipe)
+        return sum(int(n) for n in pipe.execute())
 
     def delete_all(self) -> int:
         """Remove every key under this store's prefix (tests, resets); the number removed."""
@@ -252,7 +261,14 @@ class RedisStore(SessionStore):
             pipe.hget(name, "e")
         found = await pipe.execute(raise_on_error=False)
         doomed = [n for n, e in zip(names, found, strict=True) if layout.is_past(e, moment)]
-        return sum([int(await conn.expire(keys=[name], args=[moment])) for name in doomed])
+        if not doomed:
+            return 0
+        pipe = conn.client.pipeline(transaction=False)
+        if not isinstance(pipe, self._redis.asyncio.client.Pipeline):
+            return sum([int(await conn.expire(keys=[name], args=[moment])) for name in doomed])
+        for name in doomed:
+            await conn.expire(keys=[name], args=[moment], client=pipe)
+        return sum(int(n) for n in await pipe.execute())
 
     async def aclose(self) -> None:
         """Close this loop's async client now, the others on their own loops; see ``close``."""

@@ -7,7 +7,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -25,6 +26,18 @@ logger = logging.getLogger("sessionware")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+# One lock per SQLite database in this process: its writers queue on it instead of
+# polling SQLite's busy handler, whose growing sleeps (up to 100 ms) let a waiter miss the
+# lock again and again under load. Other processes still meet the busy timeout.
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer_lock(engine: sa.Engine) -> threading.Lock:
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+
 
 _KEY: sa.BindParameter[str] = sa.bindparam("k")
 _NOW: sa.BindParameter[float] = sa.bindparam("now")
@@ -108,11 +121,14 @@ class SQLStore(SessionStore):
         #: Rows deleted per statement (and transaction) by ``clear_expired``.
         self.clear_batch_size = 1000
         self._sqlite = self.engine.dialect.name == "sqlite"
+        self._writer_lock = _sqlite_writer_lock(self.engine) if self._sqlite else None
+        self._timeout = timeout
         # One statement needs no transaction around it: on PostgreSQL autocommit saves the
         # BEGIN and COMMIT round trips. (PyMySQL would pay two round trips to switch modes;
         # SQLite: see _sqlite_on_connect.)
         self._single = self.engine
-        if self.engine.dialect.name == "postgresql":
+        self._postgres = self.engine.dialect.name == "postgresql"
+        if self._postgres:
             self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._table_ready = False
         self._table_lock = threading.Lock()
@@ -161,7 +177,7 @@ class SQLStore(SessionStore):
     def _create_all(self) -> None:
         # In one transaction, so a crash never leaves the table without its index (and on
         # SQLite, concurrent processes take turns).
-        with self.engine.connect() as conn, self._write_transaction(conn):
+        with self._writing(), self.engine.connect() as conn, self._write_transaction(conn):
             self.table.metadata.create_all(conn, checkfirst=True)
 
     # -- the store operations -------------------------------------------------------------
@@ -181,7 +197,7 @@ class SQLStore(SessionStore):
             "expires_at": record.expires_at,
             "expiry": _pack_expiry(record.expiry),
         }
-        with self._single.connect() as conn:
+        with self._writing(), self._single.connect() as conn:
             try:
                 with conn.begin():
                     conn.execute(self._insert, params)
@@ -212,9 +228,9 @@ class SQLStore(SessionStore):
             if change.expiry_changed:
                 stmt = self._touch_expiry
                 params["v_expiry"] = _pack_expiry(change.expiry)
-            with self._single.begin() as conn:
+            with self._writing(), self._single.begin() as conn:
                 return conn.execute(stmt, params).rowcount == 1
-        with self.engine.connect() as conn, self._write_transaction(conn):
+        with self._writing(), self.engine.connect() as conn, self._write_transaction(conn):
             row = conn.execute(self._select_locked, {"k": key, "now": now}).first()
             current = None if row is None else self._decode(key, row)
             if current is None:
@@ -233,7 +249,11 @@ class SQLStore(SessionStore):
 
     @_store_operation
     def delete(self, key: str) -> bool:
-        with self._single.begin() as conn:
+        with self._writing(), self.engine.begin() as conn:
+            if self._postgres:
+                # Our engines commit session writes without waiting for the WAL flush
+                # (make_engine); a logout must survive a crash, so it waits.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO on")
             return conn.execute(self._delete, {"k": key}).rowcount > 0
 
     @_store_operation
@@ -245,7 +265,7 @@ class SQLStore(SessionStore):
         with self.engine.connect() as conn:
             while True:
                 # One short transaction per batch: other requests get the table in between.
-                with self._write_transaction(conn):
+                with self._writing(), self._write_transaction(conn):
                     keys = conn.execute(select_batch, {"now": now}).scalars().all()
                     if keys:
                         result = conn.execute(self._delete_expired, {"keys": keys, "now": now})
@@ -254,6 +274,23 @@ class SQLStore(SessionStore):
                     return removed
 
     # -- helpers --------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's SQLite write lock around a write transaction (see above);
+        waiting for it counts against ``timeout`` like SQLite's own busy wait."""
+        if self._writer_lock is None:
+            yield
+            return
+        if not self._writer_lock.acquire(timeout=self._timeout):
+            raise SessionStoreError(
+                f"SQL session store (sqlite) timed out after {self._timeout:g} s waiting "
+                "for this process's other writers"
+            )
+        try:
+            yield
+        finally:
+            self._writer_lock.release()
 
     def _write_transaction(self, conn: sa.Connection) -> sa.RootTransaction:
         """A transaction for read-then-write: on SQLite it holds the write lock from BEGIN.

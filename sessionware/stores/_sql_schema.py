@@ -114,9 +114,26 @@ def make_engine(url: str, timeout: float) -> sa.Engine:
         raise ValueError(f"unusable database URL: {exc}") from None
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
-    elif driver in _SOCKET_OF:
+    if backend == "postgresql":
+        event.listen(engine, "connect", _postgres_on_connect)
+    if driver in _SOCKET_OF:
         event.listen(engine, "checkout", _PingIfHungUp(engine.dialect, _SOCKET_OF[driver]))
     return engine
+
+
+def _postgres_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """Commit session writes without waiting for the WAL flush.
+
+    A crash may then lose the last moments of session changes (never corrupt them), and
+    commits stop queueing behind the flushes of a big ``clear_expired()``. Deletes (logout,
+    key rotation) turn it back on for their own transaction, so they are never lost.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET synchronous_commit TO off")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # a plain SET in a committed transaction lasts the session
 
 
 class _PingIfHungUp:

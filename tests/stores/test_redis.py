@@ -256,6 +256,22 @@ def test_clear_expired_removes_records_that_lost_their_ttl(
     assert clear(NOW + 120) == 0
 
 
+@MODES
+def test_clear_expired_removes_every_doomed_record_across_batches(
+    mode: str, store: RedisStore, raw: redis.Redis
+) -> None:
+    doomed = [new_key() for _ in range(1_200)]  # more than one scan batch of 500
+    live = new_key()
+    pipe = raw.pipeline(transaction=False)
+    for key in doomed:
+        pipe.hset(store.prefix + key, mapping={"c": repr(NOW), "e": repr(NOW + 60)})
+    pipe.execute()
+    store.create(live, record({"a": 1}, expires_in=HOUR))
+    assert twin(mode, store, "clear_expired")(NOW + 120) == len(doomed)
+    assert sum(raw.exists(store.prefix + key) for key in doomed) == 0
+    assert store.load(live, NOW + 120) is not None
+
+
 def test_delete_all_stays_inside_its_prefix(raw: redis.Redis) -> None:
     base = unique("swtest")
     awkward = RedisStore(REDIS_URL, prefix=base + "*[a]:")

@@ -195,6 +195,59 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
         store.close()
 
 
+def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(tmp_path: Path) -> None:
+    # 16 threads hammering one file with a short busy timeout: SQLite's own back-off
+    # (sleeps up to 100 ms) makes waiters miss the lock past the timeout; queued, none does.
+    store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", timeout=0.1)
+    try:
+        key = new_key()
+        assert store.create(key, record({}))
+        run_concurrent_updates(store, key, threads=16, per_thread=20)
+    finally:
+        store.close()
+
+
+def test_sqlite_writer_queue_wait_is_bounded_by_the_timeout(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", timeout=0.5)
+    other = SQLStore(f"sqlite:///{tmp_path / 's.db'}")  # same database: the same queue
+    try:
+        key = new_key()
+        assert store.create(key, record({}))
+        with other._writing():
+            started = time.monotonic()
+            with pytest.raises(SessionStoreError, match="timed out"):
+                store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
+            assert 0.4 < time.monotonic() - started < 3.0
+        assert store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
+    finally:
+        store.close()
+        other.close()
+
+
+@pytest.mark.postgres
+def test_postgres_writes_commit_asynchronously_but_deletes_wait_for_the_flush() -> None:
+    require_server("postgres")
+    store = SQLStore(POSTGRES_URL, table=unique("sw_sql"))
+    statements: list[str] = []
+
+    def remember(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    try:
+        key = new_key()
+        assert store.create(key, record({"a": 1}))
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        sa.event.listen(store.engine, "before_cursor_execute", remember)
+        assert store.delete(key)
+        durable = statements.index("SET LOCAL synchronous_commit TO on")
+        assert statements[durable + 1].startswith("DELETE FROM")
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", remember)
+        store.drop_table()
+        store.close()
+
+
 @pytest.mark.parametrize(
     "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"]
 )
