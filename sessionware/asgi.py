@@ -50,8 +50,10 @@ class SessionMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        cookie_headers = [v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"]
-        cookie = find_cookie(cookie_headers, self._cookie_name) if cookie_headers else None
+        cookie_headers = [v for k, v in scope["headers"] if k == b"cookie"]
+        cookie = None
+        if cookie_headers:
+            cookie = find_cookie([v.decode("latin-1") for v in cookie_headers], self._cookie_name)
         if cookie is None:
             state = fresh_state(settings)
         else:
@@ -67,7 +69,24 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             await _persist_after_websocket(settings, state)
             return
-        await self.app(scope, receive, _Responder(settings, state, send).send)
+        if state.had_cookie:
+            await self.app(scope, receive, _Responder(settings, state, send).send)
+        else:
+            await self.app(scope, receive, _lazy_responder(settings, state, send))
+
+
+def _lazy_responder(settings: Settings, state: RequestState, send: Send) -> Send:
+    """``send`` for a request without a session cookie: most never touch the session, so
+    the responder is built only if the response may need a cookie or ``Vary``."""
+    forward = send
+
+    async def send_message(message: Message) -> None:
+        nonlocal forward
+        if message["type"] == "http.response.start" and needs_close(settings, state):
+            forward = _Responder(settings, state, send).send
+        await forward(message)
+
+    return send_message
 
 
 class _Responder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sessionware._records import Record
 from sessionware.stores import CookieStore
 from tests.conftest import MakeClient
 from tests.test_behaviour import session_cookie_headers
@@ -85,3 +86,37 @@ def test_secret_key_alone_keeps_sessions_in_a_signed_cookie(make_client: MakeCli
     client = make_client(secret_key=SECRET)
     client.get("/set?k=a&v=1")
     assert client.get("/read").json()["data"] == {"a": "1"}
+
+
+def test_a_remembered_cookie_gives_each_request_its_own_data(encrypt: bool) -> None:
+    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode()])
+    issued = Record({"cart": ["apple"]}, created_at=1.0, expires_at=2.0)
+    value = codec.encode("k" * 43, issued)
+    issued.data["cart"].append("changed after the response")  # the request's own object
+    first = codec.decode(value)
+    assert first is not None
+    first[1].data["cart"].append("changed in place, never saved")
+    second = codec.decode(value)
+    assert second is not None
+    assert second[1].data == {"cart": ["apple"]}
+    assert second[:1] == ("k" * 43,)
+    assert not second[2]
+
+
+def test_remembering_a_cookie_accepts_no_altered_copy_of_it(encrypt: bool) -> None:
+    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode()])
+    value = codec.encode("k" * 43, Record({"user": "ada"}, created_at=1.0, expires_at=2.0))
+    assert codec.decode(value) is not None
+    for altered in (value[:-1], value + "A", value[:-2] + value[-1] + value[-2], " " + value):
+        if altered != value:
+            assert codec.decode(altered) is None
+
+
+def test_a_cookie_signed_with_an_old_secret_stays_marked_for_resigning(encrypt: bool) -> None:
+    old_codec = CookieStore(encrypt=encrypt).codec([b"old-secret-0123456789"])
+    value = old_codec.encode("k" * 43, Record({"user": "ada"}, created_at=1.0, expires_at=2.0))
+    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode(), b"old-secret-0123456789"])
+    for _ in range(2):  # verified, then remembered
+        decoded = codec.decode(value)
+        assert decoded is not None
+        assert decoded[2]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._copying import copy_data
 from .._expiry import Expiry
 from .._keys import KeySigner
 from .._records import Record
@@ -21,6 +24,10 @@ if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
 
 _SALT = b"sessionware.cookie"
+
+# Cookies a codec remembers decoded (see _Remembering): enough for the clients active at
+# one moment on one worker; at most a few MB, as cookies stay under 4 KB.
+_REMEMBERED = 512
 
 
 class CookieCodec(Protocol):
@@ -48,9 +55,12 @@ class CookieStore:
 
     def codec(self, secrets: list[bytes]) -> CookieCodec:
         """The codec for one middleware's secret keys (first encodes, all decode)."""
+        codec: CookieCodec
         if self.encrypt:
-            return _EncryptedCodec(secrets, self.serializer)
-        return _SignedCodec(secrets, self.serializer)
+            codec = _EncryptedCodec(secrets, self.serializer)
+        else:
+            codec = _SignedCodec(secrets, self.serializer)
+        return _Remembering(codec, _REMEMBERED)
 
     def clear_expired(self, now: float | None = None) -> int:
         return 0
@@ -147,6 +157,49 @@ class _EncryptedCodec:
             old = True
         decoded = _unpayload(raw, self._serializer)
         return None if decoded is None else (*decoded, old)
+
+
+class _Remembering:
+    """Remembers the cookies it recently issued or verified, decoded.
+
+    A client sends the same cookie back request after request; verifying and decoding it
+    again each time is most of the store's cost. Only exact values this codec produced or
+    verified are remembered, so nothing the signature check would refuse is accepted; the
+    lifecycle still checks expiry on every request. Each request gets its own copy.
+    """
+
+    def __init__(self, inner: CookieCodec, size: int) -> None:
+        self._inner = inner
+        self._size = size
+        self._recent: OrderedDict[str, tuple[str, Record, bool]] = OrderedDict()
+        self._lock = threading.Lock()  # WSGI servers call one codec from many threads
+
+    def encode(self, key: str, record: Record) -> str:
+        value = self._inner.encode(key, record)
+        self._remember(value, key, record, False)
+        return value
+
+    def decode(self, value: str) -> tuple[str, Record, bool] | None:
+        with self._lock:
+            known = self._recent.get(value)
+            if known is not None:
+                self._recent.move_to_end(value)
+        if known is None:
+            decoded = self._inner.decode(value)
+            if decoded is not None:
+                self._remember(value, *decoded)
+            return decoded
+        key, record, old = known
+        fresh = Record(copy_data(record.data), record.created_at, record.expires_at, record.expiry)
+        return key, fresh, old
+
+    def _remember(self, value: str, key: str, record: Record, old: bool) -> None:
+        kept = Record(copy_data(record.data), record.created_at, record.expires_at, record.expiry)
+        with self._lock:
+            self._recent[value] = (key, kept, old)
+            self._recent.move_to_end(value)
+            if len(self._recent) > self._size:
+                self._recent.popitem(last=False)
 
 
 def _fernet_key(secret: bytes) -> bytes:

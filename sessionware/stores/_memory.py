@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from .._copying import copy_data, copy_value
 from .._expiry import Expiry
 from .._records import Change, Record, apply_change
 from .._serializers import Serializer
 from .base import SessionStore, now_or
 
-# Values of these types cannot be changed in place, so a copy may share them.
-_IMMUTABLE: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes})
-
 # Expired entries a write evicts from the cold end of the LRU order (see ``create``).
 _SWEEP_PER_WRITE = 2
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy, specialised for the JSON-shaped values sessions hold.
-
-    Exact-type dispatch copies plain dicts and lists about 4x faster than ``copy.deepcopy``
-    (no memo); anything else, subclasses included, falls back to ``copy.deepcopy``.
-    Shared references inside one value come out as separate copies, as after any
-    serializing store's round trip.
-    """
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return value
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy(item) for item in value]
-    if kind is tuple:
-        return tuple(_copy(item) for item in value)
-    return copy.deepcopy(value)
-
-
-def _copy_data(data: dict[str, Any]) -> dict[str, Any]:
-    try:
-        copied: dict[str, Any] = _copy(data)
-    except RecursionError:  # a cycle of plain dicts/lists: deepcopy's memo handles it
-        copied = copy.deepcopy(data)
-    return copied
 
 
 @dataclass(slots=True)
@@ -102,10 +71,10 @@ class MemoryStore(SessionStore):
     # -- private copies in and out -------------------------------------------------------
 
     def _store_data(self, data: dict[str, Any]) -> Any:
-        return self.serializer.dumps(data) if self._packs else _copy_data(data)
+        return self.serializer.dumps(data) if self._packs else copy_data(data)
 
     def _fresh_data(self, stored: Any) -> dict[str, Any]:
-        return self.serializer.loads(stored) if self._packs else _copy_data(stored)
+        return self.serializer.loads(stored) if self._packs else copy_data(stored)
 
     # -- sync API ------------------------------------------------------------------------
 
@@ -145,7 +114,9 @@ class MemoryStore(SessionStore):
     def update(self, key: str, change: Change, now: float) -> bool:
         # Copies of the values this request set, made before taking the lock: the request
         # may keep mutating its own objects after the save.
-        fresh = {} if self._packs else {name: _copy(value) for name, value in change.set.items()}
+        fresh = {}
+        if not self._packs:
+            fresh = {name: copy_value(value) for name, value in change.set.items()}
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
