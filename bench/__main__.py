@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="also run the slow scale suite")
     parser.add_argument("--scale-only", action="store_true", help="run only the scale suite")
     parser.add_argument("--no-http", action="store_true", help="skip the wrk runs")
+    parser.add_argument(
+        "--delta-only", action="store_true", help="only delta save vs blind overwrite"
+    )
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 7, quick 3)")
     parser.add_argument("--http-rounds", type=int, help="wrk rounds (default 2, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per wrk run (default 3, quick 1)")
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     tag = "-quick" if args.quick else ""
     run = Run.new()
+    if args.delta_only:
+        return _run_delta(run, command, stamp)
     try:
         if not args.scale_only:
             result = run_main(args, run, command)
@@ -84,6 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     written = write_reports(quick=args.quick)
     for path in written:
         print(f"wrote {path.relative_to(RESULTS_DIR.parent.parent)}")
+    return 0
+
+
+def _run_delta(run: Run, command: str, stamp: str) -> int:
+    from .delta import delta_report, run_delta
+
+    print("delta save vs blind overwrite", file=sys.stderr)
+    env = environment()
+    try:
+        result = run_delta(run, rounds=7, batch=300)
+    finally:
+        remove_run(run)
+    _dump(RAW_DIR / f"delta-{stamp}.json", {"kind": "delta", "env": env, **result})
+    path = RESULTS_DIR / "delta.md"
+    path.write_text(delta_report(result, command, env))
+    print(f"wrote {path.relative_to(RESULTS_DIR.parent.parent)}")
     return 0
 
 
