@@ -200,9 +200,7 @@ def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(tmp_path: Pat
     # (sleeps up to 100 ms) makes waiters miss the lock past the timeout; queued, none does.
     store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", timeout=0.1)
     try:
-        key = new_key()
-        assert store.create(key, record({}))
-        run_concurrent_updates(store, key, threads=16, per_thread=20)
+        run_concurrent_updates(store, threads=16, per_thread=20)
     finally:
         store.close()
 
@@ -260,9 +258,7 @@ def test_a_supplied_sqlite_engine_still_locks_for_read_merge_write(tmp_path: Pat
     engine = sa.create_engine(f"sqlite:///{tmp_path / 's.db'}")  # legacy sqlite3 transactions
     store = SQLStore(engine, table="sessions")
     try:
-        key = new_key()
-        assert store.create(key, record({}))
-        run_concurrent_updates(store, key, threads=2, per_thread=25)
+        run_concurrent_updates(store, threads=2, per_thread=25)
     finally:
         store.close()
         engine.dispose()
@@ -476,7 +472,11 @@ def test_clear_expired_deletes_in_batches(store: SQLStore) -> None:
 # -- concurrency -----------------------------------------------------------------------------
 
 
-def run_concurrent_updates(store: SQLStore, key: str, threads: int, per_thread: int) -> None:
+def run_concurrent_updates(store: SQLStore, threads: int, per_thread: int) -> None:
+    """A new session, then ``threads`` threads each setting ``per_thread`` keys of their own:
+    every update succeeds and every key is kept."""
+    key = new_key()
+    assert store.create(key, record({}))
     errors: list[BaseException] = []
 
     def writer(t: int) -> None:
@@ -499,9 +499,7 @@ def run_concurrent_updates(store: SQLStore, key: str, threads: int, per_thread: 
 
 
 def test_two_threads_of_fifty_updates_lose_nothing(store: SQLStore) -> None:
-    key = new_key()
-    assert store.create(key, record({}))
-    run_concurrent_updates(store, key, threads=2, per_thread=50)
+    run_concurrent_updates(store, threads=2, per_thread=50)
 
 
 def test_create_losing_an_insert_race_returns_false(store: SQLStore) -> None:
