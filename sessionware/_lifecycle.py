@@ -154,7 +154,6 @@ def _warn_dropped(key: str) -> None:
     )
 
 
-def needs_close(settings: Settings, state: RequestState) -> bool:
+def needs_close(settings: Settings, session: Session, had_cookie: bool) -> bool:
     """False when the response cannot need anything: an untouched session and no cookie."""
-    session = state.session
-    return state.had_cookie or session.accessed or session.modified or settings.save_every_request
+    return had_cookie or session.accessed or session.modified or settings.save_every_request

@@ -28,6 +28,7 @@ from ._lifecycle import (
     open_session,
 )
 from ._options import Options
+from ._session import Session
 
 logger = logging.getLogger("sessionware")
 
@@ -54,6 +55,11 @@ class SessionMiddleware:
         cookie = None
         if cookie_headers:
             cookie = find_cookie([v.decode("latin-1") for v in cookie_headers], self._cookie_name)
+        if cookie is None and kind == "http":
+            session = Session(policy=settings.policy)
+            scope["session"] = session
+            await self.app(scope, receive, _lazy_responder(settings, session, send))
+            return
         if cookie is None:
             state = fresh_state(settings)
         else:
@@ -69,21 +75,18 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             await _persist_after_websocket(settings, state)
             return
-        if state.had_cookie:
-            await self.app(scope, receive, _Responder(settings, state, send).send)
-        else:
-            await self.app(scope, receive, _lazy_responder(settings, state, send))
+        await self.app(scope, receive, _Responder(settings, state, send).send)
 
 
-def _lazy_responder(settings: Settings, state: RequestState, send: Send) -> Send:
+def _lazy_responder(settings: Settings, session: Session, send: Send) -> Send:
     """``send`` for a request without a session cookie: most never touch the session, so
-    the responder is built only if the response may need a cookie or ``Vary``."""
+    its state and responder are built only if the response may need a cookie or ``Vary``."""
     forward = send
 
     async def send_message(message: Message) -> None:
         nonlocal forward
-        if message["type"] == "http.response.start" and needs_close(settings, state):
-            forward = _Responder(settings, state, send).send
+        if message["type"] == "http.response.start" and needs_close(settings, session, False):
+            forward = _Responder(settings, RequestState(session, had_cookie=False), send).send
         await forward(message)
 
     return send_message
@@ -103,7 +106,10 @@ class _Responder:
     async def send(self, message: Message) -> None:
         if self._swallow:
             return  # the app's own body after we answered 503/500 in its place
-        if message["type"] == "http.response.start" and needs_close(self._settings, self._state):
+        state = self._state
+        if message["type"] == "http.response.start" and needs_close(
+            self._settings, state.session, state.had_cookie
+        ):
             try:
                 outcome = await run_async(
                     close_session(self._settings, self._state, message["status"], time.time()),

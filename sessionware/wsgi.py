@@ -89,7 +89,8 @@ class _Responder:
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        if exc_info is None and needs_close(self._settings, self._state):
+        state = self._state
+        if exc_info is None and needs_close(self._settings, state.session, state.had_cookie):
             try:
                 outcome = run_sync(
                     close_session(self._settings, self._state, int(status[:3]), time.time()),
