@@ -409,27 +409,34 @@ def write_reports(quick: bool) -> list[Path]:
         written.append(chart)
     if not quick and main is not None:
         readme = BENCH_DIR / "README.md"
-        text = readme.read_text()
-        block = "\n".join(
-            [
-                README_START,
-                f"Latest run: {main['started']}, command `{main['command']}`. Full tables, WSGI "
-                "and scale: [results/latest.md](results/latest.md).",
-                "",
-                *targets_section(evaluate(main, newest("scale"))),
-                *inprocess_section(main["asgi_inprocess"], "bare", "In-process (ASGI)"),
-                *(
-                    http_section(main["asgi_http"], "bare", "Over HTTP", "uvicorn, 1 worker")
-                    if "asgi_http" in main
-                    else []
-                ),
-                "![chart](results/latest.png)",
-                README_END,
-            ]
-        )
-        readme.write_text(_replace_between(text, README_START, README_END, block))
+        block = _readme_block(main, "results/", with_http=True)
+        readme.write_text(_replace_between(readme.read_text(), README_START, README_END, block))
         written.append(readme)
+        # The project README shows the same targets and in-process table.
+        top = BENCH_DIR.parent / "README.md"
+        block = _readme_block(main, "bench/results/", with_http=False)
+        top.write_text(_replace_between(top.read_text(), README_START, README_END, block))
+        written.append(top)
     return written
+
+
+def _readme_block(main: dict[str, Any], results: str, with_http: bool) -> str:
+    http = []
+    if with_http and "asgi_http" in main:
+        http = http_section(main["asgi_http"], "bare", "Over HTTP", "uvicorn, 1 worker")
+    return "\n".join(
+        [
+            README_START,
+            f"Latest run: {main['started']}, command `{main['command']}`. Full tables, HTTP, "
+            f"WSGI and scale: [{results}latest.md]({results}latest.md).",
+            "",
+            *targets_section(evaluate(main, newest("scale"))),
+            *inprocess_section(main["asgi_inprocess"], "bare", "In-process (ASGI)"),
+            *http,
+            f"![chart]({results}latest.png)",
+            README_END,
+        ]
+    )
 
 
 def _between(text: str, start: str, end: str) -> str:
