@@ -39,6 +39,8 @@ def _sqlite_writer_lock(engine: sa.Engine) -> threading.Lock:
         return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
 
 
+_MAX_PURGE_PAUSE = 0.05  # seconds a SQLite purge rests between batches, at most
+
 _KEY: sa.BindParameter[str] = sa.bindparam("k")
 _NOW: sa.BindParameter[float] = sa.bindparam("now")
 
@@ -91,7 +93,9 @@ class SQLStore(SessionStore):
 
     Expiry: rows with ``expires_at <= now`` are never loaded nor updated; they stay in
     the table until ``clear_expired()`` deletes them, in batches of
-    ``clear_batch_size`` rows per transaction so a big purge never holds long locks.
+    ``clear_batch_size`` rows per transaction (1000; 250 on SQLite) so a big purge never
+    holds long locks. On SQLite, whose one write lock other processes wait for by polling,
+    the purge also rests between batches as long as each batch took.
 
     Failures raise ``SessionStoreError``. For a URL, SQLite runs in WAL mode with
     ``timeout`` as busy timeout; on servers ``timeout`` bounds connecting, each statement
@@ -119,7 +123,7 @@ class SQLStore(SessionStore):
         else:
             raise TypeError("SQLStore takes a database URL (str) or a SQLAlchemy Engine")
         #: Rows deleted per statement (and transaction) by ``clear_expired``.
-        self.clear_batch_size = 1000
+        self.clear_batch_size = 250 if self.engine.dialect.name == "sqlite" else 1000
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._writer_lock = _sqlite_writer_lock(self.engine) if self._sqlite else None
         self._timeout = timeout
@@ -265,6 +269,7 @@ class SQLStore(SessionStore):
         with self.engine.connect() as conn:
             while True:
                 # One short transaction per batch: other requests get the table in between.
+                started = time.monotonic()
                 with self._writing(), self._write_transaction(conn):
                     keys = conn.execute(select_batch, {"now": now}).scalars().all()
                     if keys:
@@ -272,6 +277,11 @@ class SQLStore(SessionStore):
                         removed += result.rowcount
                 if len(keys) < batch:
                     return removed
+                if self._sqlite:
+                    # SQLite has one write lock and its waiters poll with growing sleeps: a
+                    # purge that takes the lock back at once starves writers in other
+                    # processes. Leaving it free as long as it was held lets them in.
+                    time.sleep(min(time.monotonic() - started, _MAX_PURGE_PAUSE))
 
     # -- helpers --------------------------------------------------------------------------
 
