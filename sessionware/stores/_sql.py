@@ -99,9 +99,11 @@ class SQLStore(SessionStore):
 
     Failures raise ``SessionStoreError``. For a URL, SQLite runs in WAL mode with
     ``timeout`` as busy timeout; on servers ``timeout`` bounds connecting, each statement
-    (and lock wait) and the wait for a pooled connection, and a pooled connection the
-    server hung up on (restart, idle timeout) is replaced at checkout, unnoticed. An
-    ``Engine`` you pass is used as it is: its pool, timeouts and liveness checks are yours.
+    (and lock wait) and the wait for one of the pool's 10 connections (no overflow:
+    further requests queue rather than open and close connections), and a pooled
+    connection the server hung up on (restart, idle timeout) is replaced at checkout,
+    unnoticed. An ``Engine`` you pass is used as it is: its pool, timeouts and liveness
+    checks are yours.
     """
 
     def __init__(

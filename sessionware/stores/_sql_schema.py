@@ -24,6 +24,8 @@ _DEFAULT_DRIVERS = {
     "mariadb": "mysql+pymysql",  # the mysql dialect detects MariaDB by itself
 }
 _EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
+# Connections each store keeps (see make_engine); more requests than this queue for one.
+POOL_SIZE = 10
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 
 
@@ -90,7 +92,16 @@ def make_engine(url: str, timeout: float) -> sa.Engine:
     parsed, extra = engine_url(url)
     backend, _, driver = parsed.drivername.partition("+")
     # Hidden parameters: an error message (and its log line) never shows a session key.
-    kwargs: dict[str, Any] = {"pool_timeout": timeout, "hide_parameters": True}
+    kwargs: dict[str, Any] = {
+        "pool_timeout": timeout,
+        "hide_parameters": True,
+        # A fixed pool and no overflow: past its pool_size, SQLAlchemy's default pool
+        # closes every connection handed back, so a steady 16 concurrent requests opened
+        # ~200 PostgreSQL connections a second (p99 100-300 ms). A session query takes well
+        # under a millisecond, so waiting for a pooled connection is the cheaper queue.
+        "pool_size": POOL_SIZE,
+        "max_overflow": 0,
+    }
     if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": timeout, "check_same_thread": False}
     else:

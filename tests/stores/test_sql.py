@@ -21,7 +21,7 @@ from sessionware._expiry import Expiry
 from sessionware._keys import key_fingerprint, new_key
 from sessionware._records import Change, Record
 from sessionware.stores._sql import SQLStore
-from sessionware.stores._sql_schema import engine_url
+from sessionware.stores._sql_schema import POOL_SIZE, engine_url
 from tests.servers import MYSQL_URL, POSTGRES_URL, require_server
 from tests.stores.factories import unique
 
@@ -88,6 +88,16 @@ def open_transaction(store: SQLStore) -> Iterator[sa.Connection]:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
         conn.rollback()
+
+
+def assert_update_fails_after(
+    store: SQLStore, key: str, at_least: float, at_most: float, match: str | None = None
+) -> None:
+    """An update blocked by another writer raises ``SessionStoreError`` once its timeout is up."""
+    started = time.monotonic()
+    with pytest.raises(SessionStoreError, match=match):
+        store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
+    assert at_least < time.monotonic() - started < at_most
 
 
 def in_thread(target: Any, *args: Any) -> tuple[threading.Thread, list[Any]]:
@@ -183,6 +193,32 @@ def test_keys_differing_only_in_case_are_distinct(store: SQLStore) -> None:
 # -- SQLite specifics ------------------------------------------------------------------------
 
 
+def test_more_concurrent_requests_than_pooled_connections_reuse_the_pool(store: SQLStore) -> None:
+    # Past its size SQLAlchemy's default pool closes each connection handed back, so a
+    # steady load reconnected on nearly every request; ours queues for a pooled one.
+    key = new_key()
+    assert store.create(key, record({"a": 1}))
+    opened: list[object] = []
+    sa.event.listen(store.engine, "connect", lambda *_: opened.append(None))
+    barrier = threading.Barrier(3 * POOL_SIZE)
+
+    def hammer() -> None:
+        barrier.wait()
+        for n in range(20):
+            assert store.load(key, NOW) is not None
+            assert store.update(key, Change(set={"n": n}, expires_at=NOW + HOUR), NOW)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3 * POOL_SIZE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) <= POOL_SIZE
+    loaded = store.load(key, NOW)
+    assert loaded is not None
+    assert loaded.data == {"a": 1, "n": 19}
+
+
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
     store = SQLStore(f"sqlite:///{tmp_path / 's.db'}", timeout=2.5)
     try:
@@ -212,10 +248,7 @@ def test_sqlite_writer_queue_wait_is_bounded_by_the_timeout(tmp_path: Path) -> N
         key = new_key()
         assert store.create(key, record({}))
         with other._writing():
-            started = time.monotonic()
-            with pytest.raises(SessionStoreError, match="timed out"):
-                store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
-            assert 0.4 < time.monotonic() - started < 3.0
+            assert_update_fails_after(store, key, at_least=0.4, at_most=3.0, match="timed out")
         assert store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
     finally:
         store.close()
@@ -343,10 +376,7 @@ def test_a_held_lock_fails_the_update_within_the_timeout(url: str) -> None:
             if store.engine.dialect.name != "sqlite":
                 locked = store.table.select().where(store.table.c.session_key == key)
                 conn.execute(locked.with_for_update())
-            started = time.monotonic()
-            with pytest.raises(SessionStoreError):
-                store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
-            assert 0.8 < time.monotonic() - started < 4.0
+            assert_update_fails_after(store, key, at_least=0.8, at_most=4.0)
         assert store.update(key, Change(set={"b": 2}, expires_at=NOW + HOUR), NOW)
     finally:
         store.drop_table()
