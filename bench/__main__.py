@@ -13,7 +13,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from .apps import ASGI_APPS, ROUTES
+from .apps import ASGI_APPS, EXPLICIT, ROUTES
 from .asgi_inprocess import run_asgi_inprocess
 from .cleanup import remove_run
 from .config import RAW_DIR, RESULTS_DIR, Run
@@ -32,6 +32,9 @@ PACKAGES = (
     "redis",
     "sqlalchemy",
     "psycopg",
+    "asyncmy",
+    "aiomysql",
+    "pymysql",
     "uvicorn",
     "uvloop",
     "httptools",
@@ -56,7 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the reports from the newest raw data"
     )
+    parser.add_argument(
+        "--drills",
+        action="store_true",
+        help="only the failover drills (Redis Cluster, Sentinel, partition): docs/scale.md",
+    )
     args = parser.parse_args(argv)
+    if args.drills:
+        from .drills import main as drills
+
+        only = ["--only", args.only] if args.only else []
+        return drills(only, command=" ".join(["bash bench/run --drills", *only]))
     if args.report_only:
         for path in write_reports(quick=args.quick):
             print(f"wrote {path}")
@@ -123,9 +136,10 @@ def run_main(args: argparse.Namespace, run: Run, command: str) -> dict[str, Any]
     result["env"] = environment()
 
     print("in-process ASGI", file=sys.stderr)
-    timings, counts = run_asgi_inprocess(names, run, rounds, seconds)
+    timings, counts, floors = run_asgi_inprocess(names, run, rounds, seconds)
     result["asgi_inprocess"] = {"rounds": rounds, **vars(timings)}
     result["redis_counts"] = counts
+    result["floors"] = floors
 
     print("in-process WSGI", file=sys.stderr)
     wsgi_timings, wsgi_counts = run_wsgi_inprocess(list(WSGI_APPS), run, rounds, seconds)
@@ -136,7 +150,8 @@ def run_main(args: argparse.Namespace, run: Run, command: str) -> dict[str, Any]
         logs = run.path("logs")
         logs.mkdir(exist_ok=True)
         print("over HTTP: uvicorn + wrk", file=sys.stderr)
-        with serving("asgi", {n: ASGI_APPS[n] for n in names}, run, logs) as servers:
+        served = {n: ASGI_APPS[n] for n in names if not n.endswith(EXPLICIT)}
+        with serving("asgi", served, run, logs) as servers:
             http = measure(servers, ROUTES, http_rounds, duration, "ASGI")
         result["asgi_http"] = {"rounds": http_rounds, "seconds": duration, "results": http}
         print("over HTTP: gunicorn + wrk", file=sys.stderr)

@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .config import POSTGRES_URL, REDIS_URL, SECRET, Run
+from .config import MYSQL_URL, POSTGRES_URL, REDIS_URL, SECRET, Run
 
 # What a logged-in user's session typically holds; stored by the first /write.
 PROFILE: dict[str, Any] = {
@@ -48,7 +48,18 @@ ASGI_APPS: dict[str, str | None] = {
     "sessionware-sqlite": "sessionid",
     "sessionware-redis": "sessionid",
     "sessionware-postgres": "sessionid",
+    "sessionware-mysql": "sessionid",
+    # ASGI explicit mode (autoload=False): measured on /noop only, where no store call
+    # may happen even though the request carries a session cookie.
+    "sessionware-cookie-explicit": "sessionid",
+    "sessionware-memory-explicit": "sessionid",
+    "sessionware-file-explicit": "sessionid",
+    "sessionware-sqlite-explicit": "sessionid",
+    "sessionware-redis-explicit": "sessionid",
+    "sessionware-postgres-explicit": "sessionid",
+    "sessionware-mysql-explicit": "sessionid",
 }
+EXPLICIT = "-explicit"
 
 # The apps whose store is Redis, and the key prefix each uses (for command counting).
 REDIS_APPS = ("starsessions-redis", "sessionware-redis")
@@ -76,6 +87,18 @@ async def _write(request: Request) -> PlainTextResponse:
     return PlainTextResponse(touch_session(request.session, write=True))
 
 
+async def _explicit_read(request: Request) -> PlainTextResponse:
+    from sessionware import load_session
+
+    return PlainTextResponse(touch_session(await load_session(request), write=False))
+
+
+async def _explicit_write(request: Request) -> PlainTextResponse:
+    from sessionware import load_session
+
+    return PlainTextResponse(touch_session(await load_session(request), write=True))
+
+
 async def _bare_read(request: Request) -> PlainTextResponse:
     return PlainTextResponse("4242")
 
@@ -98,9 +121,15 @@ class BuiltApp:
             await close()
 
 
-def _starlette(middleware: list[Middleware] | None) -> Starlette:
+def _starlette(middleware: list[Middleware] | None, explicit: bool = False) -> Starlette:
     if middleware is None:
         routes = [Route("/noop", _noop), Route("/read", _bare_read), Route("/write", _bare_write)]
+    elif explicit:
+        routes = [
+            Route("/noop", _noop),
+            Route("/read", _explicit_read),
+            Route("/write", _explicit_write),
+        ]
     else:
         routes = [Route("/noop", _noop), Route("/read", _read), Route("/write", _write)]
     return Starlette(routes=routes, middleware=middleware or [])
@@ -150,8 +179,9 @@ def _sessionware(name: str, run: Run) -> BuiltApp:
     from sessionware import SessionMiddleware
     from sessionware.stores import CookieStore, FileStore, MemoryStore, RedisStore, SQLStore
 
-    kind = name.removeprefix("sessionware-")
-    options: dict[str, Any] = {}
+    explicit = name.endswith(EXPLICIT)
+    kind = name.removeprefix("sessionware-").removesuffix(EXPLICIT)
+    options: dict[str, Any] = {"autoload": False} if explicit else {}
     store: Any
     if kind == "cookie":
         store, options["secret_key"] = CookieStore(), SECRET
@@ -163,9 +193,11 @@ def _sessionware(name: str, run: Run) -> BuiltApp:
         store = SQLStore(f"sqlite:///{run.path(f'{name}.db')}", table=run.sql_table(name))
     elif kind == "postgres":
         store = SQLStore(POSTGRES_URL, table=run.sql_table(name))
+    elif kind == "mysql":
+        store = SQLStore(MYSQL_URL, table=run.sql_table(name))
     elif kind == "redis":
         store = RedisStore(REDIS_URL, prefix=run.redis_prefix(name))
     else:
         raise ValueError(f"unknown app {name!r}")
     middleware = [Middleware(SessionMiddleware, store=store, **options)]
-    return BuiltApp(name, _starlette(middleware), ASGI_APPS[name], [store.aclose])
+    return BuiltApp(name, _starlette(middleware, explicit), ASGI_APPS[name], [store.aclose])

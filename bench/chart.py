@@ -54,7 +54,7 @@ def _overhead_panel(ax: Any, block: dict[str, Any], bare: str) -> None:
     width = 0.8 / len(CELLS)
     for index, cell in enumerate(CELLS):
         # Log scale: an overhead within noise of zero (or below) is drawn at 0.5 µs.
-        values = [max(0.5, over[a][cell]) for a in apps]
+        values = [max(0.5, over[a].get(cell, 0.0)) for a in apps]  # 0: not measured
         positions = [i + (index - 1.5) * width for i in range(len(apps))]
         ax.barh(positions, values, height=width, color=COLORS[cell], label=cell)
     ax.set_xscale("log")

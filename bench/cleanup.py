@@ -7,7 +7,7 @@ import contextlib
 import redis
 import sqlalchemy as sa
 
-from .config import POSTGRES_URL, REDIS_URL, Run
+from .config import MYSQL_URL, POSTGRES_URL, REDIS_URL, Run
 
 
 def remove_run(run: Run) -> dict[str, int]:
@@ -25,17 +25,30 @@ def remove_run(run: Run) -> dict[str, int]:
             removed["redis_keys"] += int(client.unlink(*batch))
     finally:
         client.close()
-    engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with contextlib.suppress(sa.exc.OperationalError), engine.begin() as conn:
-            tables = conn.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE tablename LIKE :pattern"),
-                {"pattern": f"swbench_{run.id}_%"},
-            ).scalars()
-            for table in list(tables):
-                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-                removed["tables"] += 1
-    finally:
-        engine.dispose()
+    removed["tables"] += _drop_tables(POSTGRES_URL, "postgresql+psycopg", _PG_TABLES, run)
+    removed["tables"] += _drop_tables(MYSQL_URL, "mysql+pymysql", _MYSQL_TABLES, run)
     run.remove_scratch()
     return removed
+
+
+_PG_TABLES = "SELECT tablename FROM pg_tables WHERE tablename LIKE :pattern"
+_MYSQL_TABLES = (
+    "SELECT table_name FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name LIKE :pattern"
+)
+
+
+def _drop_tables(url: str, driver: str, listing: str, run: Run) -> int:
+    """Drop this run's tables on one server; 0 when it does not answer."""
+    engine = sa.create_engine(driver + url[url.index(":") :])
+    dropped = 0
+    try:
+        with contextlib.suppress(sa.exc.OperationalError), engine.begin() as conn:
+            tables = conn.execute(sa.text(listing), {"pattern": f"swbench\\_{run.id}\\_%"})
+            quote = conn.dialect.identifier_preparer.quote
+            for table in list(tables.scalars()):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(table)}"))
+                dropped += 1
+    finally:
+        engine.dispose()
+    return dropped

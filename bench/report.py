@@ -24,6 +24,14 @@ LABELS = {
     "sessionware-sqlite": "**sessionware, SQLite store**",
     "sessionware-redis": "**sessionware, Redis store**",
     "sessionware-postgres": "**sessionware, PostgreSQL store**",
+    "sessionware-mysql": "**sessionware, MariaDB store**",
+    "sessionware-cookie-explicit": "**sessionware, cookie store, explicit mode**",
+    "sessionware-memory-explicit": "**sessionware, memory store, explicit mode**",
+    "sessionware-file-explicit": "**sessionware, file store, explicit mode**",
+    "sessionware-sqlite-explicit": "**sessionware, SQLite store, explicit mode**",
+    "sessionware-redis-explicit": "**sessionware, Redis store, explicit mode**",
+    "sessionware-postgres-explicit": "**sessionware, PostgreSQL store, explicit mode**",
+    "sessionware-mysql-explicit": "**sessionware, MariaDB store, explicit mode**",
     "flask-bare": "Flask, no session (the limit)",
     "flask-cookie": "Flask's own signed-cookie session",
     "flask-session-redis": "Flask-Session, Redis",
@@ -131,10 +139,57 @@ def inprocess_section(block: dict[str, Any], bare: str, title: str, cpu: bool = 
     ]
     for app, row in medians.items():
         values = [
-            _fmt(row[c]) if app == bare else f"{_fmt(row[c])} (+{_fmt(over[app][c])})"
+            "—"
+            if c not in row
+            else _fmt(row[c])
+            if app == bare
+            else f"{_fmt(row[c])} (+{_fmt(over[app][c])})"
             for c in cells
         ]
         lines.append(_row([LABELS.get(app, app), *values]))
+    return [*lines, ""]
+
+
+def floors_section(main: dict[str, Any]) -> list[str]:
+    """The raw round trips, and each server-side store's overhead beyond them."""
+    from .floors import FLOORS
+    from .targets import beyond_floor
+
+    floors = main.get("floors")
+    if not floors:
+        return []
+    lines = [
+        "### Floors: the raw round trips, and sessionware beyond them",
+        "",
+        "Each floor is what a request cannot avoid, done with the bare client the store uses "
+        "(same settings), timed in the same rounds as the table above: µs per operation, "
+        "median of rounds.",
+        "",
+        _row(["floor", "µs"]),
+        _row(["---", "---:"]),
+    ]
+    for name, title in FLOORS.items():
+        if name in floors["samples"]:
+            lines.append(_row([title, _fmt(statistics.median(floors["samples"][name]))]))
+        elif name in floors.get("skipped", {}):
+            lines.append(_row([title, f"not measured: {floors['skipped'][name]}"]))
+    beyond = beyond_floor(main)
+    if beyond:
+        lines += [
+            "",
+            "sessionware's overhead over the bare app minus the floor of its route (/noop and "
+            "/read: one read; /write: a read and a write): what the middleware and the store "
+            "add beyond the client's own round trips. µs.",
+            "",
+            _row(["store", "/noop", "/read", "/write"]),
+            _row(["---", "---:", "---:", "---:"]),
+        ]
+        for app, cells in beyond.items():
+            lines.append(
+                _row(
+                    [LABELS.get(app, app), *(f"{cells[c]:+.1f}" for c in ("noop", "read", "write"))]
+                )
+            )
     return [*lines, ""]
 
 
@@ -344,6 +399,7 @@ def main_sections(main: dict[str, Any]) -> list[str]:
     lines = [*environment_lines(main), "## ASGI", ""]
     lines += targets_section(evaluate(main, newest("scale")))
     lines += inprocess_section(main["asgi_inprocess"], "bare", "In-process (direct ASGI calls)")
+    lines += floors_section(main)
     if "cpu_samples" in main["asgi_inprocess"]:
         lines += inprocess_section(
             main["asgi_inprocess"], "bare", "In-process, CPU time (a cross-check)", cpu=True

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import random
@@ -30,8 +29,10 @@ from typing import Any
 import redis
 
 from sessionware._keys import new_key
-from sessionware._records import Change, Record
+from sessionware._records import Change, Record, pack_fields
+from sessionware._serializers import FieldCodec, JSONSerializer
 from sessionware.stores import MemoryStore, RedisStore, SQLStore
+from sessionware.stores import _redis_layout as redis_layout
 from sessionware.stores.base import SessionStore
 
 from .apps import PROFILE
@@ -41,6 +42,8 @@ TWO_WEEKS = 1_209_600
 BATCH = 10_000
 LIVE = 1_000  # live sessions the concurrent requests use during the purge
 CLEAR_TIMEOUT = 1200.0  # seconds one clear_expired() may take before it is stopped
+
+CODEC = FieldCodec(JSONSerializer())
 
 Stats = dict[str, float]
 
@@ -65,20 +68,29 @@ def session_data(i: int) -> dict[str, Any]:
     return {**PROFILE, "user_id": i, "username": f"user{i}"}
 
 
+def session_record(i: int, created: float, expires_at: float) -> Record:
+    """A session as the middleware stores it: each value encoded into its own field."""
+    return Record(CODEC.encode_all(session_data(i)), created, expires_at)
+
+
+def changing_n(i: int) -> Change:
+    return Change(set={"n": CODEC.encode("n", i)}, expires_at=time.time() + TWO_WEEKS)
+
+
 # -- bulk population with each store's own encoding --------------------------------------
 
 
 def populate_sql(store: SQLStore, keys: list[str], expires_at: float) -> None:
     created = time.time()
-    dumps = store.serializer.dumps
     for start in range(0, len(keys), BATCH):
         rows = [
             {
                 "session_key": key,
-                "data": dumps(session_data(start + offset)),
+                "data": pack_fields(CODEC.encode_all(session_data(start + offset))),
                 "created_at": created,
                 "expires_at": expires_at,
                 "expiry": None,
+                "kind": "record",
             }
             for offset, key in enumerate(keys[start : start + BATCH])
         ]
@@ -97,34 +109,20 @@ def populate_sql(store: SQLStore, keys: list[str], expires_at: float) -> None:
             )
 
 
-def _redis_create_args() -> Callable[[Record, Any], list[Any]]:
-    """The store's own encoder of a new record into HSET arguments (a private module,
-    looked up by its current or former name)."""
-    for module in ("sessionware.stores._redis_layout", "sessionware.stores._redis_scripts"):
-        try:
-            found: Callable[[Record, Any], list[Any]] = importlib.import_module(module).create_args
-        except ImportError:
-            continue
-        return found
-    raise ImportError("sessionware's Redis layout module (create_args) was not found")
-
-
 def populate_redis(store: RedisStore, keys: list[str], expires_at: float, ttl: bool) -> None:
     """``ttl=False`` leaves the hashes without a Redis TTL: records whose TTL was lost,
     the only ones ``clear_expired`` has to remove (Redis expires the others itself)."""
-    create_args = _redis_create_args()
     created = time.time()
     client = redis.Redis.from_url(REDIS_URL)
     prefix = store.prefix.encode()
     for start in range(0, len(keys), BATCH):
         pipe = client.pipeline(transaction=False)
         for offset, key in enumerate(keys[start : start + BATCH]):
-            record = Record(session_data(start + offset), created, expires_at)
-            args = create_args(record, store.serializer)
+            pairs = redis_layout.record_pairs(session_record(start + offset, created, expires_at))
             name = prefix + key.encode()
-            pipe.hset(name, mapping=dict(zip(args[1::2], args[2::2], strict=True)))
+            pipe.hset(name, mapping=dict(zip(pairs[::2], pairs[1::2], strict=True)))
             if ttl:
-                pipe.pexpireat(name, args[0])
+                pipe.pexpireat(name, redis_layout.pexpireat(expires_at))
         pipe.execute()
     client.close()
 
@@ -174,12 +172,11 @@ def latencies(store: SessionStore, keys: list[str], samples: int, seed: int) -> 
     loads = [timed(partial(store.load, key, time.time())) for key in picks]
     updates = []
     for i, key in enumerate(picks):
-        change = Change(set={"n": i}, expires_at=time.time() + TWO_WEEKS)
-        updates.append(timed(partial(store.update, key, change, time.time())))
+        updates.append(timed(partial(store.update, key, changing_n(i), time.time())))
     creates = []
     for i in range(samples):
-        record = Record(session_data(i), time.time(), time.time() + TWO_WEEKS)
-        creates.append(timed(partial(store.create, new_key(), record)))
+        record = session_record(i, time.time(), time.time() + TWO_WEEKS)
+        creates.append(timed(partial(store.insert, new_key(), record)))
     return {
         "load": percentiles(loads),
         "update": percentiles(updates),
@@ -280,8 +277,7 @@ def _requests_while(
         for i, _ in enumerate(running()):
             key = rng.choice(live)
             loads.append(timed(partial(store.load, key, time.time())))
-            change = Change(set={"n": i}, expires_at=time.time() + TWO_WEEKS)
-            updates.append(timed(partial(store.update, key, change, time.time())))
+            updates.append(timed(partial(store.update, key, changing_n(i), time.time())))
             for op, took in (("load", loads[-1]), ("update", updates[-1])):
                 if took > SLOW_NS:
                     slow.append((time.perf_counter(), op, took / 1e6))
@@ -368,7 +364,7 @@ def memory_flatness(total: int, max_entries: int, every: int) -> dict[str, Any]:
         now = time.time()
         started = time.perf_counter()
         for i in range(1, total + 1):
-            store.create(new_key(), Record(session_data(i), now, now + TWO_WEEKS))
+            store.insert(new_key(), session_record(i, now, now + TWO_WEEKS))
             if i % every == 0:
                 current = tracemalloc.get_traced_memory()[0] - base
                 entries = len(store._entries)

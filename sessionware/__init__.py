@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from ._access import get_session
-from ._errors import CookieTooLargeError, SessionStoreError
+from ._access import get_session, load_session
+from ._errors import (
+    CookieTooLargeError,
+    SessionError,
+    SessionSerializationError,
+    SessionStoreError,
+    SessionTooLargeError,
+)
 from ._serializers import JSONSerializer, Serializer
 from ._session import Session
 from .asgi import SessionMiddleware
@@ -14,10 +20,14 @@ __all__ = [
     "JSONSerializer",
     "Serializer",
     "Session",
+    "SessionError",
     "SessionMiddleware",
+    "SessionSerializationError",
     "SessionStoreError",
+    "SessionTooLargeError",
     "WSGISessionMiddleware",
     "get_session",
+    "load_session",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -7,6 +7,7 @@ not hide ours) and strict about ours: a duplicated session cookie counts as unre
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -15,6 +16,13 @@ MAX_COOKIE_SIZE = 4093  # what browsers keep for name + value + attributes
 MAX_VALUE_LENGTH = 8192  # longer values are not ours; refuse before any decoding
 
 SameSite = Literal["lax", "strict", "none"] | None
+
+# RFC 6265: a cookie name is an RFC 7230 token; a path any CHAR but CTLs and ';' (we also
+# refuse spaces and commas, which proxies mangle); a domain a host name, nothing more.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PATH = re.compile(r"/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
 
 
 class Duplicated:
@@ -52,8 +60,33 @@ class CookieRules:
     _suffix: str = field(default="", init=False, repr=False, compare=False)
 
     def _check(self) -> None:
-        if not self.name or any(c in self.name for c in ' \t\r\n;,="'):
-            raise ValueError(f"invalid cookie_name {self.name!r}")
+        for option, value in (("cookie_name", self.name), ("path", self.path)):
+            if not isinstance(value, str):
+                raise TypeError(f"{option} must be a str, not {type(value).__name__}")
+        if self.domain is not None and not isinstance(self.domain, str):
+            raise TypeError(f"domain must be a str or None, not {type(self.domain).__name__}")
+        flags: tuple[tuple[str, object], ...] = (
+            ("secure", self.secure),
+            ("httponly", self.httponly),
+            ("partitioned", self.partitioned),
+        )
+        for option, flag in flags:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{option} must be True or False, not {flag!r}")
+        if not self.name or not _TOKEN.fullmatch(self.name):
+            raise ValueError(
+                f"invalid cookie_name {self.name!r}: use letters, digits and !#$%&'*+-.^_`|~"
+            )
+        if not _PATH.fullmatch(self.path):
+            raise ValueError(
+                f"path must start with '/' and hold no ';', spaces or control characters, "
+                f"not {self.path!r}"
+            )
+        if self.domain is not None and not _DOMAIN.fullmatch(self.domain):
+            raise ValueError(
+                f"domain must be a bare host name such as 'example.com' (no scheme, port, "
+                f"path or ';'), not {self.domain!r}"
+            )
         if self.samesite not in ("lax", "strict", "none", None):
             raise ValueError("samesite must be 'lax', 'strict', 'none' or None")
         if self.samesite == "none" and not self.secure:
@@ -118,7 +151,7 @@ def merge_vary(existing: str | None, value: str = "Cookie") -> str:
 def edit_headers(
     headers: list[tuple[str, str]], vary: bool, set_cookie: str | None, cookie_name: str
 ) -> list[tuple[str, str]]:
-    """Merge ``Vary: Cookie`` and replace only our own ``Set-Cookie`` (API.md §4.7)."""
+    """Merge ``Vary: Cookie`` and replace only our own ``Set-Cookie``; the app's headers stay."""
     result: list[tuple[str, str]] = []
     vary_value: str | None = None
     own_prefix = cookie_name + "="

@@ -1,43 +1,90 @@
-"""Exceptions users may catch."""
+"""The exceptions users may catch; every one is a ``SessionError``."""
 
 from __future__ import annotations
 
-import logging
+
+class SessionError(Exception):
+    """Base class of every error sessionware raises on purpose."""
 
 
-class SessionStoreError(Exception):
-    """The session store failed or timed out; the middleware answers 503."""
+class SessionStoreError(SessionError):
+    """The session store failed or timed out: an outage, answered with 503 by default."""
 
 
-class CookieTooLargeError(ValueError):
-    """The session cookie would exceed what browsers keep; they would drop it silently."""
+class SessionSerializationError(SessionError, TypeError):
+    """A session value the serializer cannot encode: a programming error, never an outage.
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"session cookie is {size} bytes, over the {limit}-byte limit browsers keep; "
-            "store less in the session or use a server-side store"
+    Raised at save, before any store call, so nothing is written and the framework's own
+    error handling shows a 500.
+    """
+
+    def __init__(self, name: str, value_type: str, detail: str = "") -> None:
+        hint = (
+            "store only values the serializer supports (JSON types, datetime, date, time, "
+            "timedelta, UUID, Decimal, bytes, tuple, set), convert the value first "
+            "(e.g. str() or .isoformat()), or pass another serializer= to the middleware"
         )
+        reason = f" ({detail})" if detail else ""
+        super().__init__(
+            f"session value {name!r} cannot be serialized: it holds a {value_type}{reason}; {hint}"
+        )
+        self.name = name
+        self.value_type = value_type
+
+
+class SessionTooLargeError(SessionError, ValueError):
+    """The session would not fit where it is kept (a cookie, or a store's value limit).
+
+    Browsers drop oversized cookies silently and databases refuse oversized values, so
+    this is a programming error answered with 500, never an outage.
+    """
+
+    def __init__(self, what: str, size: int, limit: int, fix: str) -> None:
+        super().__init__(f"{what} is {size} bytes, over the {limit}-byte limit; {fix}")
         self.size = size
         self.limit = limit
 
 
-UNAVAILABLE_BODY = b"Session store unavailable; please retry shortly.\n"
-TOO_LARGE_BODY = b"Session too large for a cookie.\n"
-RETRY_AFTER_SECONDS = 5
+class CookieTooLargeError(SessionTooLargeError):
+    """The session cookie would exceed what browsers keep; they would drop it silently."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            "session cookie",
+            size,
+            limit,
+            "store less in the session or use a server-side store",
+        )
 
 
-def plain_response(status: int, body: bytes) -> list[tuple[str, str]]:
-    """Headers of the short text answers the middlewares give in the app's place."""
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if status == 503:
-        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
-    return headers
-
-
-def log_failure(logger: logging.Logger, action: str, exc: Exception) -> None:
-    """Log a store or cookie failure by its own message only.
-
-    The chained driver traceback is left out on purpose: it may quote SQL parameters or
-    command arguments, which include session keys.
+class map_store_errors:
+    """``with map_store_errors("Redis", "load", redis.RedisError, OSError): ...`` turns the
+    backend's failures into ``SessionStoreError``, the one error the middleware answers
+    with 503. The message keeps only the first line of the cause: later lines (SQL
+    parameters, a PostgreSQL DETAIL) may quote a session key.
     """
-    logger.error("session %s failed: %s: %s", action, type(exc).__name__, exc)
+
+    __slots__ = ("_errors", "_operation", "_store")
+
+    def __init__(self, store: str, operation: str, *errors: type[BaseException]) -> None:
+        self._store = store
+        self._operation = operation
+        self._errors = errors or (Exception,)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if exc is None or isinstance(exc, SessionError) or not isinstance(exc, self._errors):
+            return
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, OSError) and cause.strerror:
+            detail = cause.strerror  # str() would add the path, which may derive from a key
+        else:
+            detail = (str(cause).strip().splitlines() or [""])[0]
+        raise SessionStoreError(
+            f"{self._store} session store failed in {self._operation}: "
+            f"{type(cause).__name__}: {detail}"
+        ) from exc

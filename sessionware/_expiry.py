@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 TWO_WEEKS = 1_209_600
+# The longest lifetime every store can hold (Memcached, Redis TTLs, 32-bit cookie dates):
+# ten years. Longer values are refused when set, never written and then failed.
+MAX_AGE = 315_360_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +53,37 @@ class ExpiryPolicy:
 
 
 def expiry_from_value(value: object, now: float) -> Expiry | None:
-    """Validate a ``set_expiry`` argument and turn it into what is stored."""
+    """Validate a ``set_expiry`` argument and turn it into what is stored.
+
+    Negative seconds or a past time save the session already expired, as in Django.
+    """
     if value is None:
         return None
     if isinstance(value, bool):
         raise TypeError("set_expiry() takes int seconds, timedelta, aware datetime or None")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError("set_expiry() seconds must be >= 0")
-        return Expiry("age", float(value))
+        return Expiry("age", float(_in_range(value)))
     if isinstance(value, dt.timedelta):
-        return Expiry("at", now + value.total_seconds())
+        return Expiry("at", now + _in_range(value.total_seconds()))
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise ValueError("set_expiry() needs an aware datetime (with tzinfo)")
-        return Expiry("at", value.timestamp())
+        try:
+            at = value.timestamp()
+        except (OverflowError, ValueError, OSError) as exc:
+            raise ValueError(f"set_expiry() datetime out of range: {value!r}") from exc
+        # Any past moment means "expired now"; only the far future is refused.
+        return Expiry("at", now + _in_range(max(at - now, -MAX_AGE)))
     raise TypeError("set_expiry() takes int seconds, timedelta, aware datetime or None")
+
+
+def _in_range(seconds: float) -> float:
+    if not -MAX_AGE <= seconds <= MAX_AGE:
+        raise ValueError(
+            f"set_expiry() accepts at most {MAX_AGE:,} seconds (ten years) either way, "
+            f"not {seconds:,.0f}: every store must be able to hold the session"
+        )
+    return seconds
 
 
 def expiry_age(expiry: Expiry | None, policy: ExpiryPolicy, now: float) -> int:
@@ -74,7 +92,7 @@ def expiry_age(expiry: Expiry | None, policy: ExpiryPolicy, now: float) -> int:
         return policy.default_age
     if expiry.kind == "age":
         return int(expiry.value)
-    return max(0, int(expiry.value - now))
+    return int(expiry.value - now)
 
 
 def expire_at_browser_close(expiry: Expiry | None, policy: ExpiryPolicy) -> bool:
@@ -91,7 +109,7 @@ def record_expires_at(
     expires = now + expiry_age(expiry, policy, now)
     if policy.absolute_max_age is not None:
         expires = min(expires, created_at + policy.absolute_max_age)
-    return expires
+    return max(expires, now - 1.0)  # saved already expired, never absurdly far back
 
 
 def is_dead(expires_at: float, created_at: float, policy: ExpiryPolicy, now: float) -> bool:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
-from typing import Any
-
-from itsdangerous import Signer
 
 KEY_BYTES = 32  # 256 bits of entropy from ``secrets``
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -27,15 +24,24 @@ def is_valid_key(value: str) -> bool:
     return _KEY_PATTERN.fullmatch(value) is not None
 
 
-def secret_list(secret_key: SecretKey | Sequence[SecretKey]) -> list[bytes]:
+def secret_list(secret_key: object) -> list[bytes]:
     """Normalise the ``secret_key`` option to a non-empty list of bytes, first = signing key."""
-    keys = [secret_key] if isinstance(secret_key, str | bytes) else list(secret_key)
+    if isinstance(secret_key, str | bytes):
+        keys: list[object] = [secret_key]
+    elif isinstance(secret_key, list | tuple):
+        keys = list(secret_key)
+    else:
+        raise TypeError(
+            f"secret_key must be a str, bytes, or a list of them, not {type(secret_key).__name__}"
+        )
     if not keys:
         raise ValueError("secret_key must not be an empty list")
     result = []
     for key in keys:
-        if not isinstance(key, str | bytes) or not key:
-            raise ValueError("each secret_key must be a non-empty str or bytes")
+        if not isinstance(key, str | bytes):
+            raise TypeError(f"each secret_key must be a str or bytes, not {type(key).__name__}")
+        if not key:
+            raise ValueError("each secret_key must be non-empty")
         result.append(key.encode() if isinstance(key, str) else key)
     return result
 
@@ -43,18 +49,19 @@ def secret_list(secret_key: SecretKey | Sequence[SecretKey]) -> list[bytes]:
 class KeySigner:
     """Signs values with the first secret and accepts any secret of the list.
 
-    itsdangerous signs with the *last* key of a list; our contract signs with the first,
-    so the list is reversed for it.
+    The format is itsdangerous' ``Signer`` with ``key_derivation="none"`` and SHA-256 over
+    keys derived once from the salt: ``value + "." + base64url(HMAC)``, unpadded. It is
+    computed here in one call of ``hmac.digest`` per signature (itsdangerous builds an
+    HMAC object and re-derives its key on every call). itsdangerous signs with the *last*
+    key of a list; our contract signs with the first.
     """
 
     def __init__(self, secrets_: list[bytes], salt: bytes = b"sessionware.key") -> None:
-        # Keys are derived once here (HMAC of the salt), not by itsdangerous on every call.
-        derived = [hmac.new(secret, salt, hashlib.sha256).digest() for secret in secrets_]
-        options: dict[str, Any] = {"key_derivation": "none", "digest_method": hashlib.sha256}
-        self._signers = [Signer(secret, **options) for secret in derived]
+        self._keys = [hmac.new(secret, salt, hashlib.sha256).digest() for secret in secrets_]
 
     def sign(self, value: str) -> str:
-        return self._signers[0].sign(value).decode()
+        raw = value.encode("utf-8")
+        return (raw + b"." + _signature(self._keys[0], raw)).decode()
 
     def unsign(self, signed: str) -> tuple[str, bool] | None:
         """``(value, signed_with_old_key)``, or ``None`` when no secret of the list signed it.
@@ -67,13 +74,27 @@ class KeySigner:
             raw = signed.encode("ascii")
         except UnicodeEncodeError:
             return None
-        value, sep, _ = raw.rpartition(b".")
+        value, sep, signature = raw.rpartition(b".")
         if not sep:
             return None
-        for index, signer in enumerate(self._signers):
-            if hmac.compare_digest(signer.sign(value), raw):
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(_signature(key, value), signature):
                 return value.decode("ascii"), index > 0
         return None
+
+
+def _signature(key: bytes, value: bytes) -> bytes:
+    return base64.urlsafe_b64encode(hmac.digest(key, value, "sha256")).rstrip(b"=")
+
+
+def info_id(key: str) -> str:
+    """The public handle of a session (``SessionInfo.id``): a one-way hash of its key.
+
+    Stable across processes without any configuration, so stores and the command line
+    can match it; it names a session for revocation but cannot be turned into its key.
+    """
+    digest = hashlib.sha256(b"sessionware.info:" + key.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 def key_fingerprint(key: str, secret: bytes = b"sessionware.log") -> str:

@@ -1,159 +1,286 @@
-"""The request lifecycle: the single home of the response rules (API.md §4 and §5).
+"""The request lifecycle: reads the cookie, loads the session, and at the response carries
+out the rule the decision table (``_rules``) picks. No I/O happens here: store calls are
+yielded as typed operations (``_flow``), and the outcome tells the adapter what to send.
 
 Invariants kept here, for every store and both middlewares:
 - a request that changes nothing writes nothing and sets no cookie;
 - a save sends only this request's change, so concurrent requests keep each other's keys;
-- a key that was flushed or rotated away is never written again (no resurrection);
+- a key that was flushed, rotated away or revoked is never written again, and a response
+  whose save was dropped for that reason never touches the cookie;
 - a bad cookie is "no session", decided before any store call when it can be;
-- nothing is saved for a response with status >= 500.
+- everything that can fail without the store fails before the first store call.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from ._config import Settings
-from ._cookies import MAX_COOKIE_SIZE, MAX_VALUE_LENGTH, Duplicated
-from ._errors import CookieTooLargeError
-from ._expiry import is_dead, record_expires_at
-from ._flow import Flow, create, delete, load, update
-from ._keys import is_valid_key, key_fingerprint, new_key
-from ._records import Record
+from ._cookies import MAX_COOKIE_SIZE, MAX_VALUE_LENGTH, Duplicated, find_cookie
+from ._errors import CookieTooLargeError, SessionStoreError, SessionTooLargeError
+from ._expiry import is_dead
+from ._flow import Flow, Load, perform
+from ._keys import key_fingerprint
+from ._records import Moved, Record, Stale
+from ._request import (
+    NOTHING,
+    TOO_LARGE_BODY,
+    UNAVAILABLE_BODY,
+    CloseSocket,
+    Outcome,
+    Replacement,
+    RequestState,
+    plain,
+)
+from ._rules import Began, Facts, decide
+from ._saving import FOLLOW_HOPS, Prepared, Saver, warn_dropped
 from ._session import Session
+from ._settings import Settings
 
-logger = logging.getLogger("sessionware")
+logger = logging.getLogger("sessionware.lifecycle")
 
-_CREATE_ATTEMPTS = 5  # a collision of 256-bit keys means something else is wrong
-
-
-@dataclass(slots=True)
-class RequestState:
-    """What the response needs to know about how the request's session began."""
-
-    session: Session
-    had_cookie: bool
-    resign: bool = False  # signed with an older secret: re-send it signed with the first
+__all__ = ["NOTHING", "CloseSocket", "Lifecycle", "Outcome", "Replacement", "RequestState"]
+WEBSOCKET_NO_COOKIE = (
+    "a websocket cannot send a cookie, so this session cannot get a new key here: call "
+    "cycle_key()/create(), or store data in a session that has no key yet, in an HTTP "
+    "request (flush() alone is fine: the old key stops working at once)"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The headers the response gets: a ``Set-Cookie`` value (or none), and whether to Vary."""
+class Lifecycle:
+    """The flows of one middleware; stateless apart from its settings, so one instance
+    serves every request and thread."""
 
-    set_cookie: str | None
-    vary: bool
+    __slots__ = ("_saver", "session_class", "settings")
 
+    def __init__(self, settings: Settings, session_class: type[Session] = Session) -> None:
+        self.settings = settings
+        self.session_class = session_class  # a framework's own Session subclass (Flask)
+        self._saver = Saver(settings)
 
-def fresh_state(settings: Settings, had_cookie: bool = False) -> RequestState:
-    """A new, empty session: for a request without a cookie, or with one that leads nowhere.
+    # -- the request begins ----------------------------------------------------------------
 
-    The adapters call it directly for cookie-less requests, which need no store call.
-    """
-    return RequestState(Session(policy=settings.policy), had_cookie)
-
-
-def open_session(
-    settings: Settings, cookie: str | Duplicated | None, now: float
-) -> Flow[RequestState]:
-    """Load the session the cookie names; anything unreadable gives an empty session."""
-    policy = settings.policy
-    if cookie is None:
-        return fresh_state(settings)
-    if isinstance(cookie, Duplicated) or not cookie or len(cookie) > MAX_VALUE_LENGTH:
-        return fresh_state(settings, had_cookie=True)
-    if settings.codec is not None:
-        decoded = settings.codec.decode(cookie)
+    def begin(self, kind: str, path: str, cookie_headers: list[str]) -> RequestState | None:
+        """Read the cookie (no I/O); ``None`` for an excluded path (no session at all)."""
+        settings = self.settings
+        if settings.exclude_paths and path.startswith(settings.exclude_paths):
+            return None
+        session = self.session_class(policy=settings.policy)
+        if kind == "websocket":
+            session.guard(WEBSOCKET_NO_COOKIE)
+        value = find_cookie(cookie_headers, settings.cookie.name) if cookie_headers else None
+        if value is None:
+            return RequestState(session, kind, Began.NO_COOKIE)
+        if isinstance(value, Duplicated) or not value or len(value) > MAX_VALUE_LENGTH:
+            return RequestState(session, kind, Began.BAD)
+        decoded = settings.format.decode(value)
         if decoded is None:
-            return fresh_state(settings, had_cookie=True)
-        key, record, resign = decoded
-    else:
-        key, resign = cookie, False
-        if settings.signer is not None:
-            verified = settings.signer.unsign(cookie)
-            if verified is None:
-                return fresh_state(settings, had_cookie=True)
-            key, resign = verified
-        if not is_valid_key(key):
-            return fresh_state(settings, had_cookie=True)
-        found: Record | None = yield load(key, now)
-        if found is None:
-            return fresh_state(settings, had_cookie=True)
-        record = found
-    if is_dead(record.expires_at, record.created_at, policy, now):
-        return fresh_state(settings, had_cookie=True)
-    # Each load gives a record of its own (decoded, or copied by the memory store).
-    session = Session(
-        record.data, key, expiry=record.expiry, created_at=record.created_at, policy=policy
-    )
-    return RequestState(session, had_cookie=True, resign=resign)
+            return RequestState(session, kind, Began.BAD)
+        return RequestState(
+            session,
+            kind,
+            Began.UNKNOWN,  # until the load says otherwise
+            cookie_value=value,
+            cookie_key=decoded.key,
+            old_secret=decoded.old_secret,
+            payload=decoded.payload,
+            needs_load=True,
+        )
 
+    def open(self, state: RequestState, now: float) -> Flow[Replacement | CloseSocket | None]:
+        """Load the session the cookie names into ``state.session``; on a store failure,
+        what to send instead of running the app (and the error is kept in ``state``)."""
+        try:
+            yield from self._load(state, now)
+        except SessionStoreError as exc:
+            state.load_error = exc
+            state.session.resolved()
+            _log_failure("load", exc)
+            return self.refusal(state.kind, exc)
+        return None
 
-def close_session(
-    settings: Settings, state: RequestState, status: int, now: float
-) -> Flow[Outcome]:
-    """Persist what changed and decide the cookie, by the rules in the module docstring."""
-    session = state.session
-    vary = session.accessed
-    if status >= 500:
-        return Outcome(None, vary)
-    save = session.modified or settings.save_every_request
-    if not (save or state.resign or session.is_empty()):
-        return Outcome(None, vary)  # the common read-only request: nothing to write
-    dropped = Outcome(settings.cookie.delete_cookie() if state.had_cookie else None, vary)
-    old_key = session._loaded_key
-    if session.rotated and settings.store is not None and old_key is not None:
-        existed = yield delete(old_key)
-        if not existed and session.session_key is not None:
-            # cycle_key() on a record another request already removed: do not resurrect it.
-            _warn_dropped(old_key)
-            return dropped
-    if session.is_empty():
-        return dropped
-    if not (save or state.resign):
-        return Outcome(None, vary)
-    created_at = now if session._created_at is None else session._created_at
-    expires_at = record_expires_at(session._expiry, settings.policy, created_at, now)
-    key = session.session_key
-    if settings.codec is not None:
-        key = key or new_key()
-        record = Record(session._data, created_at, expires_at, session._expiry)
-        value = settings.codec.encode(key, record)
-    else:
-        if key is not None and key == old_key:
-            # Only a re-signed cookie (rotated secret) needs no store write.
-            if save and not (yield update(key, session.change(expires_at), now)):
-                _warn_dropped(key)
-                return dropped
+    def _load(self, state: RequestState, now: float) -> Flow[None]:
+        session = state.session
+        key = state.cookie_key
+        state.needs_load = False
+        if key is None:
+            return
+        if state.payload is not None:
+            payload = state.payload
+            if not is_dead(payload.expires_at, payload.created_at, self.settings.policy, now):
+                state.began = Began.LIVE
+                session.fill(
+                    payload.data, key, expiry=payload.expiry, created_at=payload.created_at
+                )
+            session.resolved()
+            return
+        loaded = yield from perform(Load(key, now))
+        hops = 0
+        while isinstance(loaded, Moved) and hops < FOLLOW_HOPS:
+            key, hops = loaded.key, hops + 1
+            loaded = yield from perform(Load(key, now))
+        if isinstance(loaded, Record):
+            self._fill(state, key, loaded, now, followed=hops > 0)
+        elif hops or isinstance(loaded, Stale | Moved):
+            state.began = Began.STALE  # a pointer that leads nowhere: its key ended lately
+            self._saver.count("stale")
+        session.resolved()
+
+    def _fill(
+        self, state: RequestState, key: str, record: Record, now: float, followed: bool
+    ) -> None:
+        if is_dead(record.expires_at, record.created_at, self.settings.policy, now):
+            return
+        try:
+            data = self.settings.codec.decode(record.fields)
+        except ValueError as exc:
+            logger.warning(
+                "session %s holds data this serializer cannot read (%s); treated as absent",
+                key_fingerprint(key),
+                exc,
+            )
+            return
+        state.began = Began.FOLLOWED if followed else Began.LIVE
+        state.issued_at = record.issued_at
+        state.loaded_user = record.user
+        if self.settings.store.max_data_bytes is not None:
+            state.loaded_bytes = _size(record)
+        state.session.fill(data, key, expiry=record.expiry, created_at=record.created_at)
+
+    def refusal(self, kind: str, error: SessionStoreError) -> Replacement | CloseSocket:
+        """What a request gets when its session cannot load (§6): the app is not called."""
+        if kind == "websocket":
+            return CloseSocket(1011, "session store unavailable")
+        return self.unavailable(error)
+
+    def unavailable(self, error: SessionStoreError) -> Replacement:
+        """The outage response (§6): 503, plain text, ``Retry-After``."""
+        return plain(503, UNAVAILABLE_BODY, error)
+
+    # -- the response ----------------------------------------------------------------------
+
+    def needs_close(self, state: RequestState) -> bool:
+        """False when the response cannot need anything (the common cookie-less read)."""
+        session = state.session
+        if state.began is Began.NO_COOKIE:
+            return session.accessed or session.modified or self.settings.save_every_request
+        # Never loaded (lazy WSGI, explicit mode) nor needing a refresh: rule 3, no work.
+        unused = state.needs_load and not session.loaded and not session.accessed
+        return not (unused and not self._refreshes())
+
+    def close(self, state: RequestState, status: int, now: float) -> Flow[Outcome]:
+        """Persist what changed and decide the cookie, by the table in ``_rules``."""
+        session = state.session
+        if state.load_error is not None:
+            if state.kind == "websocket":
+                return NOTHING
+            return Outcome(replacement=self.unavailable(state.load_error))
+        if state.needs_load and status < 500 and self._refreshes():
+            # Rolling expiry and renewal concern every request that carries a session,
+            # including those that never used it (lazy WSGI loading, explicit mode).
+            try:
+                yield from self._load(state, now)
+            except SessionStoreError as exc:
+                _log_failure("load", exc)
+                return self._save_failed(session.accessed, exc)
+        if (
+            state.began is Began.LIVE
+            and not session.modified
+            and not state.old_secret
+            and not self._refreshes()
+        ):
+            return Outcome(None, session.accessed)  # rule 4, the common read: no facts needed
+        plan = decide(self._facts(state, status, now))
+        vary = session.accessed
+        if plan.rule == 2 and session.modified:
+            warn_dropped(state.cookie_key, "its key was ended lately (logout, login or revoke)")
+            self._saver.count("dropped")
+        if plan.cookie == "delete" and plan.end_old is None:
+            return Outcome(self.settings.cookie.delete_cookie(), True)
+        if plan.cookie is None and plan.write is None and plan.end_old is None:
+            return Outcome(None, vary)
+        try:
+            prepared = self._saver.prepare(state, plan, now)
+        except SessionTooLargeError as exc:
+            _log_failure("save", exc)
+            return Outcome(None, vary, plain(500, TOO_LARGE_BODY, exc))
+        try:
+            saved, key = yield from self._saver.carry_out(state, plan, prepared, now)
+        except SessionStoreError as exc:
+            _log_failure("save", exc)
+            return self._save_failed(vary, exc)
+        except SessionTooLargeError as exc:  # the store learned its limit only now
+            _log_failure("save", exc)
+            return Outcome(None, vary, plain(500, TOO_LARGE_BODY, exc))
+        if not saved:
+            return Outcome(None, vary)  # dropped: the cookie is left alone (§5)
+        if plan.cookie == "delete":
+            return Outcome(self.settings.cookie.delete_cookie(), True)
+        if plan.cookie is None or key is None:
+            return Outcome(None, vary)
+        session.saved_as(key)
+        return Outcome(self._set_cookie(state, key, prepared, now), True)
+
+    def _refreshes(self) -> bool:
+        return self.settings.save_every_request or self.settings.renew_after is not None
+
+    def _save_failed(self, vary: bool, exc: SessionStoreError) -> Outcome:
+        """§6: the app has run; answer 503, or with ``on_save_error="keep"`` its response."""
+        if self.settings.on_save_error == "keep":
+            return Outcome(None, vary)
+        return Outcome(None, vary, self.unavailable(exc))
+
+    def _facts(self, state: RequestState, status: int, now: float) -> Facts:
+        session = state.session
+        settings = self.settings
+        renewal_due = (
+            settings.renew_after is not None
+            and state.issued_at is not None
+            and state.kind == "http"
+            and settings.store.server_side
+            and now - state.issued_at >= settings.renew_after
+        )
+        loaded = session.loaded
+        return Facts(
+            began=state.began,
+            status=status,
+            loaded=loaded,
+            modified=session.modified,
+            save_every_request=settings.save_every_request,
+            old_secret=state.old_secret,
+            renewal_due=renewal_due,
+            rotated=loaded and session.rotated,
+            has_key=loaded and session.session_key is not None,
+            empty=loaded and session.is_empty(),
+        )
+
+    def _set_cookie(self, state: RequestState, key: str, prepared: Prepared, now: float) -> str:
+        settings = self.settings
+        if prepared.cookie is not None and prepared.cookie[0] == key:
+            value = prepared.cookie[1]  # encoded (and remembered) by _check_cookie
+        elif (
+            key == state.cookie_key and not state.old_secret and not settings.format.carries_payload
+        ):
+            value = state.cookie_value or key  # the client's own value: no need to sign again
         else:
-            record = Record(session._data, created_at, expires_at, session._expiry)
-            key = yield from _create_record(key, record)
-        value = key if settings.signer is None else settings.signer.sign(key)
-    session._key = key
-    max_age = None if session.get_expire_at_browser_close() else max(0, int(expires_at - now))
-    header = settings.cookie.set_cookie(value, max_age, now)
-    if len(header) > MAX_COOKIE_SIZE:
-        raise CookieTooLargeError(len(header), MAX_COOKIE_SIZE)
-    return Outcome(header, vary)
+            value = settings.format.encode(key, prepared.payload)
+        expires_at = prepared.expires_at
+        max_age = None
+        if not state.session.get_expire_at_browser_close():
+            max_age = max(0, int(expires_at - now))
+        header = settings.cookie.set_cookie(value, max_age, now)
+        if len(header) > MAX_COOKIE_SIZE:  # pragma: no cover - checked before the save
+            raise CookieTooLargeError(len(header), MAX_COOKIE_SIZE)
+        return header
 
 
-def _create_record(key: str | None, record: Record) -> Flow[str]:
-    """Insert under ``key`` (or a fresh one), drawing a new key if it is somehow taken."""
-    for _ in range(_CREATE_ATTEMPTS):
-        key = key or new_key()
-        if (yield create(key, record)):
-            return key
-        key = None
-    raise RuntimeError("could not find a free session key; is the store answering sanely?")
+def _size(record: Record) -> int:
+    blob = getattr(record.fields, "blob", None)
+    if isinstance(blob, bytes):
+        return len(blob)
+    return sum(map(len, record.fields.values()))
 
 
-def _warn_dropped(key: str) -> None:
-    logger.warning(
-        "session %s was ended by a concurrent request (logout or key rotation); "
-        "this request's changes are dropped and its cookie deleted",
-        key_fingerprint(key),
-    )
-
-
-def needs_close(settings: Settings, session: Session, had_cookie: bool) -> bool:
-    """False when the response cannot need anything: an untouched session and no cookie."""
-    return had_cookie or session.accessed or session.modified or settings.save_every_request
+def _log_failure(action: str, exc: Exception) -> None:
+    """Log a store or size failure by its own message only: the chained driver traceback
+    may quote SQL parameters or command arguments, which include session keys."""
+    logger.error("session %s failed: %s: %s", action, type(exc).__name__, exc)

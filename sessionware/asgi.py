@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Unpack
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ._config import Settings, build_settings
-from ._cookies import edit_headers, find_cookie
-from ._errors import (
-    TOO_LARGE_BODY,
-    UNAVAILABLE_BODY,
-    CookieTooLargeError,
-    SessionStoreError,
-    log_failure,
-    plain_response,
-)
+from ._cookies import edit_headers
+from ._errors import SessionStoreError
 from ._flow import run_async
-from ._lifecycle import (
-    Outcome,
-    RequestState,
-    close_session,
-    fresh_state,
-    needs_close,
-    open_session,
-)
-from ._options import Options
+from ._lifecycle import CloseSocket, Lifecycle, Outcome, Replacement, RequestState
+from ._options import Options, build_settings
 from ._session import Session
+from ._types import ASGIApp, Message, Receive, Scope, Send
 
-logger = logging.getLogger("sessionware")
-
+LOADER_KEY = "sessionware.load"  # scope key of the explicit loader (autoload=False)
+ERROR_KEY = "sessionware.error"  # scope key of the SessionStoreError given to error_app
 _EDITED = (b"vary", b"set-cookie")  # response headers the session may have to merge with
+_NOT_LOADED = (
+    "the session is not loaded: this SessionMiddleware has autoload=False, so call "
+    "`await load_session(request)` (or use it as a FastAPI dependency) before using it"
+)
 
 
 class SessionMiddleware:
@@ -40,91 +27,135 @@ class SessionMiddleware:
 
     def __init__(self, app: ASGIApp, **options: Unpack[Options]) -> None:
         self.app = app
-        self.settings: Settings = build_settings(**options)
-        self._cookie_name = self.settings.cookie.name
+        self.lifecycle = Lifecycle(build_settings(options))
+        self.settings = self.lifecycle.settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        settings = self.settings
-        if kind not in ("http", "websocket") or (
-            settings.exclude_paths and scope.get("path", "").startswith(settings.exclude_paths)
-        ):
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        cookie_headers = [v for k, v in scope["headers"] if k == b"cookie"]
-        cookie = None
-        if cookie_headers:
-            cookie = find_cookie([v.decode("latin-1") for v in cookie_headers], self._cookie_name)
-        if cookie is None and kind == "http":
-            session = Session(policy=settings.policy)
-            scope["session"] = session
-            await self.app(scope, receive, _lazy_responder(settings, session, send))
+        cookies = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
+        state = self.lifecycle.begin(kind, scope.get("path", ""), cookies)
+        if state is None:
+            await self.app(scope, receive, send)
             return
-        if cookie is None:
-            state = fresh_state(settings)
-        else:
-            try:
-                flow = open_session(settings, cookie, time.time())
-                state = await run_async(flow, settings.store)
-            except SessionStoreError as exc:
-                log_failure(logger, "load", exc)
-                await _refuse(kind, send)
-                return
         scope["session"] = state.session
+        if state.needs_load:
+            if self.settings.autoload:
+                refusal = await run_async(
+                    self.lifecycle.open(state, time.time()), self.settings.store
+                )
+                if refusal is not None:
+                    await self._refuse(scope, receive, send, refusal)
+                    return
+            else:
+                state.session.defer(_explicit_mode)
+                scope[LOADER_KEY] = _ExplicitLoader(self.lifecycle, state)
         if kind == "websocket":
             await self.app(scope, receive, send)
-            await _persist_after_websocket(settings, state)
+            # A socket cannot set cookies: changes to a stored session are saved, and
+            # what would need a new cookie was refused in the app (see WEBSOCKET_NO_COOKIE).
+            await run_async(self.lifecycle.close(state, 200, time.time()), self.settings.store)
             return
-        await self.app(scope, receive, _Responder(settings, state, send).send)
+        responder = _Responder(self, scope, receive, state, send)
+        try:
+            await self.app(scope, receive, responder.send)
+        except SessionStoreError as exc:
+            # ``load_session`` failed and the app let the error through: answer for it.
+            if exc is not state.load_error or responder.started:
+                raise
+            await self.replace(scope, receive, send, self.lifecycle.unavailable(exc))
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, refusal: Replacement | CloseSocket
+    ) -> None:
+        if isinstance(refusal, CloseSocket):
+            await send({"type": "websocket.close", "code": refusal.code, "reason": refusal.reason})
+            return
+        await self.replace(scope, receive, send, refusal)
+
+    async def replace(
+        self, scope: Scope, receive: Receive, send: Send, replacement: Replacement
+    ) -> None:
+        """Send the lifecycle's replacement response, or let ``error_app`` render it."""
+        if self.settings.error_app is not None:
+            await self.settings.error_app({**scope, ERROR_KEY: replacement.error}, receive, send)
+            return
+        headers = [
+            (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in replacement.headers
+        ]
+        await send(
+            {"type": "http.response.start", "status": replacement.status, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": replacement.body})
 
 
-def _lazy_responder(settings: Settings, session: Session, send: Send) -> Send:
-    """``send`` for a request without a session cookie: most never touch the session, so
-    its state and responder are built only if the response may need a cookie or ``Vary``."""
-    forward = send
+def _explicit_mode() -> None:
+    raise RuntimeError(_NOT_LOADED)
 
-    async def send_message(message: Message) -> None:
-        nonlocal forward
-        if message["type"] == "http.response.start" and needs_close(settings, session, False):
-            forward = _Responder(settings, RequestState(session, had_cookie=False), send).send
-        await forward(message)
 
-    return send_message
+class _ExplicitLoader:
+    """``await load_session(request)`` under ``autoload=False``: loads once, then returns
+    the same ``Session``; a store failure raises ``SessionStoreError`` (answered with 503
+    at the response)."""
+
+    __slots__ = ("_lifecycle", "_state")
+
+    def __init__(self, lifecycle: Lifecycle, state: RequestState) -> None:
+        self._lifecycle = lifecycle
+        self._state = state
+
+    async def __call__(self) -> Session:
+        state = self._state
+        if not state.session.loaded and state.load_error is None:
+            lifecycle = self._lifecycle
+            await run_async(lifecycle.open(state, time.time()), lifecycle.settings.store)
+        if state.load_error is not None:
+            raise state.load_error
+        return state.session
 
 
 class _Responder:
     """Wraps ``send``: at ``http.response.start`` runs the closing flow and edits headers."""
 
-    __slots__ = ("_send", "_settings", "_state", "_swallow")
+    __slots__ = ("_middleware", "_receive", "_scope", "_send", "_state", "_swallow", "started")
 
-    def __init__(self, settings: Settings, state: RequestState, send: Send) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        middleware: SessionMiddleware,
+        scope: Scope,
+        receive: Receive,
+        state: RequestState,
+        send: Send,
+    ) -> None:
+        self._middleware = middleware
+        self._scope = scope
+        self._receive = receive
         self._state = state
         self._send = send
         self._swallow = False
+        self.started = False
 
     async def send(self, message: Message) -> None:
         if self._swallow:
-            return  # the app's own body after we answered 503/500 in its place
-        state = self._state
-        if message["type"] == "http.response.start" and needs_close(
-            self._settings, state.session, state.had_cookie
-        ):
-            try:
+            return  # the app's own body after a replacement was sent in its place
+        if message["type"] == "http.response.start":
+            self.started = True
+            lifecycle = self._middleware.lifecycle
+            if lifecycle.needs_close(self._state):
                 outcome = await run_async(
-                    close_session(self._settings, self._state, message["status"], time.time()),
-                    self._settings.store,
+                    lifecycle.close(self._state, message["status"], time.time()),
+                    lifecycle.settings.store,
                 )
-            except SessionStoreError as exc:
-                log_failure(logger, "save", exc)
-                await self._replace(503, UNAVAILABLE_BODY)
-                return
-            except CookieTooLargeError as exc:
-                log_failure(logger, "cookie", exc)
-                await self._replace(500, TOO_LARGE_BODY)
-                return
-            if outcome.vary or outcome.set_cookie is not None:
-                message = {**message, "headers": self._headers(message, outcome)}
+                if outcome.replacement is not None:
+                    self._swallow = True
+                    await self._middleware.replace(
+                        self._scope, self._receive, self._send, outcome.replacement
+                    )
+                    return
+                if outcome.vary or outcome.set_cookie is not None:
+                    message = {**message, "headers": self._headers(message, outcome)}
         await self._send(message)
 
     def _headers(self, message: Message, outcome: Outcome) -> list[tuple[bytes, bytes]]:
@@ -137,37 +168,6 @@ class _Responder:
                 raw.append((b"set-cookie", outcome.set_cookie.encode("latin-1")))
             return raw
         headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
-        edited = edit_headers(headers, outcome.vary, outcome.set_cookie, self._settings.cookie.name)
-        return _encode(edited)
-
-    async def _replace(self, status: int, body: bytes) -> None:
-        self._swallow = True
-        await _send_plain(self._send, status, body)
-
-
-def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-
-
-async def _send_plain(send: Send, status: int, body: bytes) -> None:
-    headers = _encode(plain_response(status, body))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _refuse(kind: str, send: Send) -> None:
-    """Answer 503 (http) or close with 1011 (websocket) when the session cannot load."""
-    if kind == "websocket":
-        await send({"type": "websocket.close", "code": 1011, "reason": "session store unavailable"})
-        return
-    await _send_plain(send, 503, UNAVAILABLE_BODY)
-
-
-async def _persist_after_websocket(settings: Settings, state: RequestState) -> None:
-    """A socket cannot set cookies once open: persist changes to an existing stored session."""
-    if settings.store is None or state.session._loaded_key is None:
-        return
-    try:
-        await run_async(close_session(settings, state, 200, time.time()), settings.store)
-    except SessionStoreError as exc:
-        log_failure(logger, "save after websocket", exc)
+        name = self._middleware.settings.cookie.name
+        edited = edit_headers(headers, outcome.vary, outcome.set_cookie, name)
+        return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in edited]

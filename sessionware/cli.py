@@ -1,40 +1,66 @@
-"""The ``sessionware`` command: serve the demo, and purge expired sessions from cron.
+"""The ``sessionware`` command: serve the demo, and look after a store from a shell or
+cron (purge expired sessions, check a store, list and end a user's sessions).
 
 Exit codes: 0 done, 1 the store failed (one line on stderr, no traceback: cron mails
-stay readable), 2 a usage mistake such as an unknown store URL scheme.
+stay readable), 2 a usage mistake: an unknown store URL scheme or option, a store that a
+command cannot reach (``memory://``, ``cookie://``), a location that does not exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import __version__
+from ._cli_demo import (
+    DEMO_DB,
+    SECRET_ENV,
+    DemoUnavailable,
+    cache_dir,
+    default_demo_store,
+    run_demo,
+)
+from ._cli_store import UsageError, check, clear_expired, open_store, revoke, sessions
 from ._errors import SessionStoreError
-from .stores._cookie import CookieStore
-from .stores._urls import SUPPORTED, store_from_url
-from .stores.base import SessionStore
+from .stores._urls import SUPPORTED, redact
 
-DEFAULT_DEMO_STORE = "sqlite:///sessionware-demo.db"
-SECRET_ENV = "SESSIONWARE_SECRET_KEY"
+# Importable from here: the demo's default store and the URL redaction are part of what
+# the command promises (tests and the docs use them).
+__all__ = ["SECRET_ENV", "default_demo_store", "main", "redact"]
+
+_PORTS = range(1, 65536)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (``python -m sessionware`` exits with it)."""
     args = _parser().parse_args(argv)
     try:
-        store = store_from_url(args.store)
-    except ValueError as exc:
+        if args.command == "demo":
+            return run_demo(args)
+        return _store_command(args)
+    except UsageError as exc:
         return _fail(exc, 2)
-    except ImportError as exc:  # the store names the extra to install
+    except (SessionStoreError, DemoUnavailable, ImportError, OSError) as exc:
         return _fail(exc, 1)
-    if args.command == "demo":
-        return _demo(store, args.store, args.host, args.port, args.secret_key)
-    return _clear_expired(store)
+    except KeyboardInterrupt:
+        print("sessionware: interrupted", file=sys.stderr)
+        return 130
+
+
+def _store_command(args: argparse.Namespace) -> int:
+    store = open_store(args.store, args.command)
+    try:
+        if args.command == "clear-expired":
+            return clear_expired(store, args.dry_run, sys.stdout)
+        if args.command == "check":
+            return check(store, sys.stdout)
+        if args.command == "sessions":
+            return sessions(store, args.user, sys.stdout)
+        return revoke(store, args.user, args.except_id, sys.stdout)
+    finally:
+        store.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,12 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve the demo web app (uvicorn)")
     demo.add_argument(
         "--store",
-        default=DEFAULT_DEMO_STORE,
         metavar="URL",
-        help=f"store URL (default: {DEFAULT_DEMO_STORE})",
+        help=f"store URL (default: SQLite in the user's cache directory, {cache_dir() / DEMO_DB})",
     )
     demo.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    demo.add_argument("--port", type=_port, default=8000, help="port, 1-65535 (default: 8000)")
     demo.add_argument(
         "--secret-key",
         default=os.environ.get(SECRET_ENV) or None,
@@ -62,71 +87,83 @@ def _parser() -> argparse.ArgumentParser:
         help=f"sign the session cookie (default: ${SECRET_ENV}; "
         "random per run for cookie://, whose sessions then end with the server)",
     )
+    demo.add_argument(
+        "--renew-after",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give a session a new key once its key is this old (default: off)",
+    )
 
-    clear = commands.add_parser("clear-expired", help="remove expired sessions, print how many")
-    clear.add_argument("--store", required=True, metavar="URL", help="store URL")
+    clear = _store_parser(
+        commands,
+        "clear-expired",
+        "remove expired sessions, print how many (a progress bar on a terminal)",
+    )
+    clear.add_argument(
+        "--dry-run", action="store_true", help="count the expired sessions, remove nothing"
+    )
+    _store_parser(
+        commands,
+        "check",
+        "connect, create nothing, and report what the store holds",
+    )
+    listing = _store_parser(
+        commands, "sessions", "list a user's live sessions (id, created, updated, expires)"
+    )
+    listing.add_argument("--user", required=True, metavar="ID", help="the user's id")
+    ending = _store_parser(
+        commands,
+        "revoke",
+        "end a user's sessions, print how many",
+        "Without --except-id every session of the user ends at once, including one "
+        "started while the command runs. With --except-id the user's sessions are listed, "
+        "then each other one is ended by its id: a session started meanwhile survives.",
+    )
+    ending.add_argument("--user", required=True, metavar="ID", help="the user's id")
+    ending.add_argument(
+        "--except-id",
+        metavar="ID",
+        help="keep this session (an id from `sessionware sessions`)",
+    )
     return parser
 
 
-def _clear_expired(store: SessionStore | CookieStore) -> int:
+def _store_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    details: str | None = None,
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=summary, description=details or summary)
+    command.add_argument("--store", required=True, metavar="URL", help="store URL")
+    return command
+
+
+def _port(value: str) -> int:
     try:
-        removed = store.clear_expired()
-    except (SessionStoreError, ImportError, OSError) as exc:
-        return _fail(exc, 1)
-    finally:
-        store.close()
-    print(f"removed {removed} expired session{'' if removed == 1 else 's'}")
-    return 0
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if port not in _PORTS:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
+    return port
 
 
-def _demo(
-    store: SessionStore | CookieStore, url: str, host: str, port: int, secret_key: str | None
-) -> int:
-    import uvicorn
-
-    from .demo import create_app
-
-    if isinstance(store, CookieStore) and secret_key is None:
-        # Signing needs a secret; a throwaway one keeps the demo a one-liner.
-        secret_key = secrets.token_urlsafe(32)
-        print(
-            "cookie:// needs a secret key: using a random one for this run "
-            f"(give --secret-key or ${SECRET_ENV} to keep sessions across restarts)"
-        )
-    app = create_app(store, secret_key=secret_key)
-    print(f"sessionware demo: open {_browser_url(host, port)} (store: {redact(url)})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
-    return 0
-
-
-def redact(url: str) -> str:
-    """The URL with its passwords hidden (a cached+ URL's inner one too), safe to print."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    has_inner = any(name == "store" for name, _ in query)
-    if parts.password is None and not has_inner:
-        return url  # untouched: urlunsplit would turn sqlite:///x.db into sqlite:/x.db
-    if has_inner:
-        inner = [(name, redact(value) if name == "store" else value) for name, value in query]
-        parts = parts._replace(query=urlencode(inner))
-    if parts.password is not None:
-        user, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
-    return urlunsplit(parts)
-
-
-def _browser_url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "::", ""):  # listening everywhere, so reachable on loopback too
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/"
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value}")
+    return seconds
 
 
 def _fail(exc: BaseException, code: int) -> int:
     """One line on stderr: the store's message, prefixed by the class when not our own."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, SessionStoreError | ValueError | ImportError):
+    ours = SessionStoreError | ValueError | ImportError | UsageError | DemoUnavailable
+    if not isinstance(exc, ours):
         text = f"{type(exc).__name__}: {text}"
     print(f"sessionware: error: {text}", file=sys.stderr)
     return code

@@ -1,41 +1,26 @@
-"""The WSGI middleware: the same lifecycle as ASGI, driven by the stores' sync methods."""
+"""The WSGI middleware: the same lifecycle as ASGI, driven by the stores' sync methods.
+
+The session is loaded lazily, at its first use, so a request that never touches it makes
+no store call even when it carries a cookie.
+"""
 
 from __future__ import annotations
 
-import logging
+import http
 import time
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any, Unpack
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import Unpack
 
-from ._config import Settings, build_settings
-from ._cookies import edit_headers, find_cookie
-from ._errors import (
-    TOO_LARGE_BODY,
-    UNAVAILABLE_BODY,
-    CookieTooLargeError,
-    SessionStoreError,
-    log_failure,
-    plain_response,
-)
+from ._cookies import edit_headers
+from ._errors import SessionStoreError
 from ._flow import run_sync
-from ._lifecycle import (
-    RequestState,
-    close_session,
-    fresh_state,
-    needs_close,
-    open_session,
-)
-from ._options import Options
-
-logger = logging.getLogger("sessionware")
+from ._lifecycle import Lifecycle, Replacement, RequestState
+from ._options import Options, build_settings
+from ._types import Environ, ExcInfo, Headers, StartResponse, Write, WSGIApp
 
 ENVIRON_KEY = "sessionware.session"
-_STATUS = {500: "500 Internal Server Error", 503: "503 Service Unavailable"}
-
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+ERROR_KEY = "sessionware.error"  # environ key of the SessionStoreError given to error_app
 
 
 class WSGISessionMiddleware:
@@ -43,81 +28,119 @@ class WSGISessionMiddleware:
 
     def __init__(self, app: WSGIApp, **options: Unpack[Options]) -> None:
         self.app = app
-        self.settings: Settings = build_settings(**options)
+        self.lifecycle = Lifecycle(build_settings(options))
+        self.settings = self.lifecycle.settings
         store = self.settings.store
-        if store is not None and not store.supports_sync:
+        if not store.supports_sync:
             raise ValueError(
                 f"{type(store).__name__} offers only async methods; WSGI needs a sync store"
             )
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        settings = self.settings
-        if settings.exclude_paths and environ.get("PATH_INFO", "").startswith(
-            settings.exclude_paths
-        ):
-            return self.app(environ, start_response)
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         header = environ.get("HTTP_COOKIE")
-        cookie = find_cookie([header], settings.cookie.name) if header else None
-        if cookie is None:
-            state = fresh_state(settings)
-        else:
-            try:
-                state = run_sync(open_session(settings, cookie, time.time()), settings.store)
-            except SessionStoreError as exc:
-                log_failure(logger, "load", exc)
-                start_response(_STATUS[503], plain_response(503, UNAVAILABLE_BODY))
-                return [UNAVAILABLE_BODY]
+        state = self.lifecycle.begin(
+            "http", environ.get("PATH_INFO", ""), [header] if header else []
+        )
+        if state is None:
+            return self.app(environ, start_response)
         environ[ENVIRON_KEY] = state.session
-        responder = _Responder(settings, state, start_response)
-        result = self.app(environ, responder.start_response)
-        if responder.replacement is None:
-            return result
-        return responder.replaced(result)
+        if state.needs_load:
+            state.session.defer(partial(self._load, state))
+        responder = _Responder(self, environ, state, start_response)
+        try:
+            result = self.app(environ, responder.start_response)
+        except SessionStoreError as exc:
+            # The lazy load failed and the app let the error through: answer in its place.
+            if exc is not state.load_error or responder.started:
+                raise
+            responder.replace(self.lifecycle.unavailable(exc))
+            return responder.replacement or []
+        return responder.body(result)
+
+    def _load(self, state: RequestState) -> None:
+        """The session's first use: load it now; a store failure propagates into the app
+        (so it stops) and is answered with 503 at the response."""
+        run_sync(self.lifecycle.open(state, time.time()), self.settings.store)
+        if state.load_error is not None:
+            raise state.load_error
 
 
 class _Responder:
     """Wraps ``start_response``: runs the closing flow and edits the headers once."""
 
-    __slots__ = ("_settings", "_start_response", "_state", "replacement")
+    __slots__ = ("_environ", "_middleware", "_start_response", "_state", "replacement", "started")
 
-    def __init__(self, settings: Settings, state: RequestState, start_response: StartResponse):
-        self._settings = settings
+    def __init__(
+        self,
+        middleware: WSGISessionMiddleware,
+        environ: Environ,
+        state: RequestState,
+        start_response: StartResponse,
+    ) -> None:
+        self._middleware = middleware
+        self._environ = environ
         self._state = state
         self._start_response = start_response
-        self.replacement: bytes | None = None
+        self.replacement: Iterable[bytes] | None = None
+        self.started = False
 
     def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        state = self._state
-        if exc_info is None and needs_close(self._settings, state.session, state.had_cookie):
-            try:
-                outcome = run_sync(
-                    close_session(self._settings, self._state, int(status[:3]), time.time()),
-                    self._settings.store,
-                )
-            except SessionStoreError as exc:
-                log_failure(logger, "save", exc)
-                return self._replace(503, UNAVAILABLE_BODY)
-            except CookieTooLargeError as exc:
-                log_failure(logger, "cookie", exc)
-                return self._replace(500, TOO_LARGE_BODY)
+        self, status: str, headers: Headers, exc_info: ExcInfo | None = None
+    ) -> Write:
+        lifecycle = self._middleware.lifecycle
+        if exc_info is None and lifecycle.needs_close(self._state):
+            outcome = run_sync(
+                lifecycle.close(self._state, int(status[:3]), time.time()),
+                lifecycle.settings.store,
+            )
+            if outcome.replacement is not None:
+                self.replace(outcome.replacement)
+                return _discard
             if outcome.vary or outcome.set_cookie is not None:
-                headers = edit_headers(
-                    headers, outcome.vary, outcome.set_cookie, self._settings.cookie.name
-                )
+                name = lifecycle.settings.cookie.name
+                headers = edit_headers(headers, outcome.vary, outcome.set_cookie, name)
+        self.started = True
         return self._start_response(status, headers, exc_info)
 
-    def _replace(self, code: int, body: bytes) -> Callable[[bytes], object]:
-        self.replacement = body
-        self._start_response(_STATUS[code], plain_response(code, body))
-        return lambda _data: None  # the app's writes are discarded with its body
+    def replace(self, replacement: Replacement) -> None:
+        """Answer with the lifecycle's replacement (or ``error_app``'s) in the app's place."""
+        self.started = True
+        error_app = self._middleware.settings.error_app
+        if error_app is not None:
+            self._environ[ERROR_KEY] = replacement.error
+            self.replacement = error_app(self._environ, self._start_response)
+            return
+        phrase = http.HTTPStatus(replacement.status).phrase
+        self._start_response(f"{replacement.status} {phrase}", replacement.headers)
+        self.replacement = [replacement.body]
 
-    def replaced(self, result: Iterable[bytes]) -> Iterator[bytes]:
-        """Yield our body instead of the app's, closing the app's iterable as PEP 3333 asks."""
+    def body(self, result: Iterable[bytes]) -> Iterable[bytes]:
+        if self.replacement is not None:
+            _close(result)
+            return self.replacement
+        if self.started:
+            return result
+        return self._late(result)
+
+    def _late(self, result: Iterable[bytes]) -> Iterator[bytes]:
+        """The app calls ``start_response`` while its body is iterated (PEP 3333 allows it):
+        its chunks go out only if the response was not replaced meanwhile."""
         try:
-            yield self.replacement or b""
+            for chunk in result:
+                if self.replacement is not None:
+                    break
+                yield chunk
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            _close(result)
+        if self.replacement is not None:
+            yield from self.replacement
+
+
+def _discard(_data: bytes) -> None:
+    """The app's ``write()`` after its response was replaced: dropped with its body."""
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()

@@ -1,6 +1,7 @@
 """The app that the multi-process tests serve with uvicorn, on a store named by the environment.
 
-``SESSIONWARE_TEST_STORE`` is ``redis`` or ``postgres``; ``SESSIONWARE_TEST_NAMESPACE`` is
+``SESSIONWARE_TEST_STORE`` is ``redis``, ``postgres``, or ``url`` (a Redis store at
+``SESSIONWARE_TEST_STORE_URL``, say a Redis Cluster); ``SESSIONWARE_TEST_NAMESPACE`` is
 the Redis prefix or SQL table the test created for itself.
 """
 
@@ -46,7 +47,8 @@ def store_from_environment() -> SessionStore:
     namespace = os.environ.get("SESSIONWARE_TEST_NAMESPACE", "sessionware_served")
     if kind == "postgres":
         return SQLStore(POSTGRES_URL, table=namespace)
-    return RedisStore(REDIS_URL, prefix=namespace + ":")
+    url = os.environ["SESSIONWARE_TEST_STORE_URL"] if kind == "url" else REDIS_URL
+    return RedisStore(url, prefix=namespace + ":")
 
 
 def make_app(store: SessionStore) -> SessionMiddleware:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from sessionware._records import Record
+from sessionware._formats import CookieFormat, Payload
+from sessionware._serializers import FieldCodec, JSONSerializer
 from sessionware.stores import CookieStore
 from tests.conftest import MakeClient
 from tests.test_behaviour import session_cookie_headers
 
-SECRET = "cookie-store-test-secret"
+SECRET = "cookie-store-test-secret-0123456789abcdef"
 
 
 @pytest.fixture(params=[False, True], ids=["signed", "encrypted"])
@@ -74,10 +77,14 @@ def test_set_expiry_is_honoured(make_client: MakeClient, encrypt: bool) -> None:
 def test_a_cookie_signed_with_another_secret_is_ignored(
     make_client: MakeClient, encrypt: bool
 ) -> None:
-    first = make_client(store=CookieStore(encrypt=encrypt), secret_key="one")
+    first = make_client(
+        store=CookieStore(encrypt=encrypt), secret_key="one-0123456789abcdef0123456789abcdef"
+    )
     first.get("/set?k=a&v=1")
     stolen = first.session_cookie
-    other = make_client(store=CookieStore(encrypt=encrypt), secret_key="two")
+    other = make_client(
+        store=CookieStore(encrypt=encrypt), secret_key="two-0123456789abcdef0123456789abcdef"
+    )
     response = other.get("/read", headers={"Cookie": f"sessionid={stolen}"})
     assert response.json() == {"key": None, "data": {}}
 
@@ -88,35 +95,58 @@ def test_secret_key_alone_keeps_sessions_in_a_signed_cookie(make_client: MakeCli
     assert client.get("/read").json()["data"] == {"a": "1"}
 
 
+def _format(encrypt: bool, *secrets: bytes) -> CookieFormat:
+    codec = FieldCodec(JSONSerializer())
+    return CookieStore(encrypt=encrypt).cookie_format(list(secrets), codec)
+
+
 def test_a_remembered_cookie_gives_each_request_its_own_data(encrypt: bool) -> None:
-    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode()])
-    issued = Record({"cart": ["apple"]}, created_at=1.0, expires_at=2.0)
-    value = codec.encode("k" * 43, issued)
-    issued.data["cart"].append("changed after the response")  # the request's own object
-    first = codec.decode(value)
+    fmt = _format(encrypt, SECRET.encode())
+    issued = {"cart": ["apple"]}
+    value = fmt.encode("k" * 43, Payload(issued, created_at=1.0, expires_at=2.0))
+    issued["cart"].append("changed after the response")  # the request's own object
+    first = fmt.decode(value)
     assert first is not None
-    first[1].data["cart"].append("changed in place, never saved")
-    second = codec.decode(value)
+    assert first.payload is not None
+    first.payload.data["cart"].append("changed in place, never saved")
+    second = fmt.decode(value)
     assert second is not None
-    assert second[1].data == {"cart": ["apple"]}
-    assert second[:1] == ("k" * 43,)
-    assert not second[2]
+    assert second.payload is not None
+    assert second.payload.data == {"cart": ["apple"]}
+    assert second.key == "k" * 43
+    assert not second.old_secret
+
+
+def test_every_worker_reads_the_same_values_from_a_cookie(encrypt: bool) -> None:
+    issuing = _format(encrypt, SECRET.encode())
+    other = _format(encrypt, SECRET.encode())  # another process: nothing remembered
+    data = {"pair": (1, 2), "mixed": {1: "int", "1": "str"}, "when": dt.date(2026, 1, 2)}
+    value = issuing.encode("k" * 43, Payload(data, created_at=1.0, expires_at=2.0))
+    here, there = issuing.decode(value), other.decode(value)
+    assert here is not None
+    assert here.payload is not None
+    assert there is not None
+    assert there.payload is not None
+    assert here.payload.data == there.payload.data == data
+    assert type(here.payload.data["pair"]) is type(there.payload.data["pair"]) is tuple
 
 
 def test_remembering_a_cookie_accepts_no_altered_copy_of_it(encrypt: bool) -> None:
-    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode()])
-    value = codec.encode("k" * 43, Record({"user": "ada"}, created_at=1.0, expires_at=2.0))
-    assert codec.decode(value) is not None
+    fmt = _format(encrypt, SECRET.encode())
+    value = fmt.encode("k" * 43, Payload({"user": "ada"}, created_at=1.0, expires_at=2.0))
+    assert fmt.decode(value) is not None
     for altered in (value[:-1], value + "A", value[:-2] + value[-1] + value[-2], " " + value):
         if altered != value:
-            assert codec.decode(altered) is None
+            assert fmt.decode(altered) is None
 
 
 def test_a_cookie_signed_with_an_old_secret_stays_marked_for_resigning(encrypt: bool) -> None:
-    old_codec = CookieStore(encrypt=encrypt).codec([b"old-secret-0123456789"])
-    value = old_codec.encode("k" * 43, Record({"user": "ada"}, created_at=1.0, expires_at=2.0))
-    codec = CookieStore(encrypt=encrypt).codec([SECRET.encode(), b"old-secret-0123456789"])
+    old = b"old-secret-0123456789-0123456789-abc"
+    value = _format(encrypt, old).encode(
+        "k" * 43, Payload({"user": "ada"}, created_at=1.0, expires_at=2.0)
+    )
+    fmt = _format(encrypt, SECRET.encode(), old)
     for _ in range(2):  # verified, then remembered
-        decoded = codec.decode(value)
+        decoded = fmt.decode(value)
         assert decoded is not None
-        assert decoded[2]
+        assert decoded.old_secret

@@ -1,5 +1,6 @@
 """Two uvicorn processes share one store: a session started in one is used in the other,
-and 2 x 200 concurrent writes of distinct keys on one session all land (Redis, PostgreSQL)."""
+and 2 x 200 concurrent writes of distinct keys on one session all land (Redis, a Redis
+Cluster, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from tests.test_uvicorn import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_server(kind: str, namespace: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(kind: str, namespace: str, url: str = "") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "SESSIONWARE_TEST_STORE": kind, "SESSIONWARE_TEST_NAMESPACE": namespace}
+    env["SESSIONWARE_TEST_STORE_URL"] = url
     process = subprocess.Popen(
         [
             sys.executable,
@@ -58,20 +60,31 @@ def start_server(kind: str, namespace: str) -> tuple[subprocess.Popen[bytes], st
             time.sleep(0.1)
 
 
-@pytest.fixture(params=["redis", "postgres"])
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=[pytest.mark.redis, pytest.mark.cluster]),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def two_servers(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     kind: str = request.param
-    require_server(kind)
+    url = REDIS_URL
+    if kind == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    else:
+        require_server(kind)
     namespace = unique("sw_mp")
-    servers = [start_server(kind, namespace) for _ in range(2)]
+    mode = "url" if kind == "cluster" else kind
+    servers = [start_server(mode, namespace, url) for _ in range(2)]
     try:
         yield servers[0][1], servers[1][1]
     finally:
         for process, _ in servers:
             process.terminate()
             process.communicate(timeout=10)  # also closes the output pipe
-        if kind == "redis":
-            redis_store = RedisStore(REDIS_URL, prefix=namespace + ":")
+        if kind in ("redis", "cluster"):
+            redis_store = RedisStore(url, prefix=namespace + ":")
             redis_store.delete_all()
             redis_store.close()
         else:

@@ -32,7 +32,16 @@ async def chat(websocket: WebSocket) -> None:
     await websocket.accept()
     session = get_session(websocket)
     await websocket.send_json({"user": session.get("user")})
-    session["last_message"] = await websocket.receive_text()
+    text = await websocket.receive_text()
+    try:
+        if text == "cycle":
+            session.cycle_key()
+        elif text == "flush":
+            session.flush()
+        else:
+            session["last_message"] = text
+    except RuntimeError as exc:
+        await websocket.send_json({"refused": str(exc)})
     await websocket.close()
 
 
@@ -87,11 +96,35 @@ async def test_websocket_sees_the_session_and_its_changes_persist() -> None:
         assert (await client.get("/read")).json() == {"user": "ada", "last_message": "hello"}
 
 
-async def test_websocket_without_a_session_stores_nothing() -> None:
+async def test_a_websocket_cannot_start_a_session_it_could_not_send() -> None:
     store = MemoryStore()
     sent = await talk(make_app(store), None, ["hello"])
     assert sent[1]["text"] == '{"user":null}'
+    assert "a websocket cannot send a cookie" in sent[2]["text"]
     assert store.clear_expired(now=float("inf")) == 0  # nothing was ever stored
+
+
+async def test_cycle_key_in_a_websocket_is_refused_and_the_login_survives() -> None:
+    app = make_app(MemoryStore())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get("/login")
+        sent = await talk(app, client.cookies["sessionid"], ["cycle"])
+        assert "cycle_key()/create()" in sent[2]["text"]
+        assert (await client.get("/read")).json() == {"user": "ada"}
+
+
+async def test_flush_in_a_websocket_logs_out_at_once() -> None:
+    app = make_app(MemoryStore())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get("/login")
+        cookie = client.cookies["sessionid"]
+        sent = await talk(app, cookie, ["flush"])
+        assert [m["type"] for m in sent][-1] == "websocket.close"
+        response = await client.get("/read")
+        assert response.json() == {}  # the old key is stale: an empty session
+        assert response.headers.get("set-cookie") is None
 
 
 async def test_lifespan_passes_through_untouched() -> None:

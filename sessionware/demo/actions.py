@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import Session, get_session
-from .web import Flash, int_field, read_form, redirect, server_side, text_field
+from .web import Flash, demo_state, int_field, read_form, redirect, seconds, text_field
 
 MAX_SECONDS = 315_360_000  # ten years
 
@@ -38,8 +38,13 @@ def _keys(before: str | None, after: str | None) -> tuple[tuple[str, str, str], 
 
 
 def _old_key_fate(request: Request) -> str:
-    if server_side(request):
-        return "; the old key no longer works."
+    state = demo_state(request)
+    if state.server_side:
+        return (
+            f"; the old key is now stale for {seconds(state.stale_key_window)}: a request "
+            "still carrying it (one your browser sent before it saw the new cookie) gets an "
+            "empty session and leaves the new cookie alone; after that the key is unknown."
+        )
     return "; the cookie store cannot revoke the old cookie, which stays valid until it expires."
 
 
@@ -58,7 +63,17 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     message = "Logged out: flush() deleted the data and the stored session; the cookie is gone."
-    return await _flush_then(request, "/login", message)
+    return await _flush_then(request, "/login", message + _flushed_key_fate(request))
+
+
+def _flushed_key_fate(request: Request) -> str:
+    state = demo_state(request)
+    if not state.server_side:
+        return ""
+    return (
+        f" The old key is stale for {seconds(state.stale_key_window)}: a slow request still "
+        "carrying it cannot bring the session back, and its response leaves the cookie alone."
+    )
 
 
 async def _flush_then(request: Request, page: str, message: str) -> Response:
@@ -176,7 +191,7 @@ async def create(request: Request) -> Response:
 
 async def flush(request: Request) -> Response:
     message = "flush() deleted the data and the stored session, and the cookie."
-    return await _flush_then(request, "/tools", message)
+    return await _flush_then(request, "/tools", message + _flushed_key_fate(request))
 
 
 async def set_test_cookie(request: Request) -> Response:
@@ -233,7 +248,12 @@ def _set_expiry(session: Session, value: int | dt.datetime | None, shown: str) -
     if isinstance(value, dt.datetime) and value <= dt.datetime.now(dt.UTC):
         note = " That moment has passed, so the session ends with this response."
     elif session.get_expire_at_browser_close():
-        note = " The cookie now has no Max-Age: it ends when the browser closes."
+        note = (
+            " The cookie now has no Max-Age: it ends when the browser closes. "
+            f"get_expiry_age() still says {age}: as in Django, a browser-session cookie "
+            "reports the default age (max_age), which is how long the server keeps the "
+            "session if the browser stays open."
+        )
     else:
         note = f" The cookie's Max-Age is now {age}."
     details = (

@@ -13,9 +13,12 @@ from typing import Any
 from .. import Session
 from .web import Flash
 
+SITE = "sessionware demo"
+
 NAV = (
     ("/", "home", "Home"),
     ("/login", "login", "Log in"),
+    ("/devices", "devices", "Your devices"),
     ("/cart", "cart", "Cart"),
     ("/preferences", "preferences", "Preferences"),
     ("/tools", "tools", "Session tools"),
@@ -25,6 +28,17 @@ NAV = (
 )
 
 _LOGOUT = ("/logout", "logout", "Log out")
+# One tab holds "Log in" or "Log out" (whichever applies); it is the active tab on both pages.
+_ACCOUNT_PAGES = frozenset({"login", "logout"})
+
+# A cookie, drawn in SVG: small enough to inline, and no 404 for the browser's icon request.
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<circle cx="16" cy="16" r="14" fill="#d9a55b"/>'
+    '<circle cx="11" cy="11" r="2.5" fill="#6b3f16"/><circle cx="20" cy="9" r="2" fill="#6b3f16"/>'
+    '<circle cx="21" cy="19" r="2.5" fill="#6b3f16"/><circle cx="12" cy="21" r="2" fill="#6b3f16"/>'
+    "</svg>"
+)
 
 CSS = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -50,6 +64,9 @@ body.dark th,body.dark td{border-bottom-color:#333b4d}
 body.dark #flash{background:#1f3a2a;color:#e6e8ee}body.dark #flash.info{background:#1f2d45}
 body.dark #flash.error{background:#4a2326}
 .note{color:#6b7385;font-size:.9em}
+.badge{display:inline-block;margin-left:.4rem;padding:0 .45rem;border-radius:4px;
+background:#3d5080;color:#fff;font-size:.8em}
+tr.current{background:#eef3ff}body.dark tr.current{background:#26304a}
 """
 
 
@@ -78,18 +95,30 @@ def form(action: str, label: str, ident: str | None, fields: str = "", danger: b
 
 
 def page(
-    *, title: str, active: str, body: str, session: Session, flash: Flash | None, store: str
+    *,
+    title: str,
+    active: str,
+    body: str,
+    session: Session,
+    flash: Flash | None,
+    store: str,
+    panel_note: str = "",
 ) -> str:
-    """A whole HTML document: nav, flash, the page's own body, then the session panel."""
+    """A whole HTML document: nav, flash, the page's own body, then the session panel.
+
+    ``panel_note`` is trusted markup shown in the session panel (why it is empty).
+    """
     username = session.get("username")
     theme = ' class="dark"' if session.get("theme") == "dark" else ""
+    head_title = SITE if title == SITE else f"{title} · {SITE}"
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title)} · sessionware demo</title><style>{CSS}</style></head>"
+        '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
+        f"<title>{esc(head_title)}</title><style>{CSS}</style></head>"
         f"<body{theme}>{_nav(active, username)}<main>"
         f'<h1 id="page-title">{esc(title)}</h1>{_flash(flash)}{body}'
-        f"{_session_panel(session)}"
+        f"{_session_panel(session, panel_note)}"
         f'<p class="note" id="store">Store: {esc(store)}</p></main></body></html>'
     )
 
@@ -98,7 +127,8 @@ def _nav(active: str, username: object) -> str:
     links = []
     entries = NAV if username is None else tuple(_LOGOUT if e[1] == "login" else e for e in NAV)
     for href, name, label in entries:
-        css = ' class="active"' if name == active else ""
+        current = name == active or (name in _ACCOUNT_PAGES and active in _ACCOUNT_PAGES)
+        css = ' class="active"' if current else ""
         links.append(f'<a href="{href}" id="nav-{name}"{css}>{label}</a>')
     user = (
         f'<span class="user" id="nav-user">Signed in as {esc(username)}</span>'
@@ -122,14 +152,14 @@ def _flash(flash: Flash | None) -> str:
     )
 
 
-def _session_panel(session: Session) -> str:
+def _session_panel(session: Session, note: str) -> str:
     key = session.session_key
     items = sorted(session.items())
     if key is not None:
         key_html = f'<code id="session-key">{esc(key)}</code>'
     else:
         key_html = '<code id="session-key">none (no stored session)</code>'
-        if items:
+        if items and not note:  # with a note, the write may be dropped (a stale key)
             key_html += (
                 ' <span class="note">: this response stores the session and gives it '
                 "a key; reload to see it</span>"
@@ -143,7 +173,7 @@ def _session_panel(session: Session) -> str:
         rows = '<tr id="session-empty"><td colspan="2">The session holds no data.</td></tr>'
     return (
         '<section id="session-panel"><h2>The session</h2>'
-        f"<p>session_key: {key_html}</p>"
+        f"<p>session_key: {key_html}</p>{note}"
         '<table id="session-data"><thead><tr><th>key</th><th>value (as stored, JSON)</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )

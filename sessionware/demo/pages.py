@@ -12,6 +12,9 @@ PREFERENCE_KEYS = ("theme", "language", "timezone", "username", "email")
 _OVERVIEW = (
     ("/login", "Log in / out", "<code>cycle_key()</code> at login against session fixation, "
      "<code>flush()</code> at logout"),
+    ("/devices", "Your devices", "every session of the signed-in user (<code>user_key</code>"
+     "), <code>user_sessions()</code>, and signing one or all others out with "
+     "<code>revoke_session()</code> / <code>revoke_user()</code>"),
     ("/cart", "Cart", "a dict in the session; remove an item with <code>pop()</code>, which "
      "never raises"),
     ("/preferences", "Preferences", "add and change any key; delete it with "
@@ -22,7 +25,8 @@ _OVERVIEW = (
     ("/test-cookie", "Test cookie", "<code>set_test_cookie()</code>, "
      "<code>test_cookie_worked()</code>, <code>delete_test_cookie()</code>"),
     ("/expiry", "Expiry", "<code>set_expiry()</code> with 0, seconds, a date or None"),
-    ("/about", "About", "how the demo works; this page never writes to the session"),
+    ("/about", "About", "how the demo works, and how keys end (stale keys, renewal); this "
+     "page never writes to the session"),
 )  # fmt: skip
 
 
@@ -225,8 +229,18 @@ def expiry(age: int, date: str, browser_close: bool) -> str:
         f'<td><code id="expiry-date">{esc(date)}</code></td></tr>'
         "<tr><th><code>get_expire_at_browser_close()</code></th>"
         f'<td><code id="expiry-browser-close">{browser_close}</code></td></tr></table>'
-        "</section><section><h2>set_expiry()</h2><p>Each choice is saved with the session "
-        f"and changes the cookie's <code>Max-Age</code>.</p>{buttons}</section>"
+        f"{_browser_close_note(age) if browser_close else ''}</section>"
+        "<section><h2>set_expiry()</h2><p>Each choice is saved with the session and changes "
+        f"the cookie's <code>Max-Age</code>.</p>{buttons}</section>"
+    )
+
+
+def _browser_close_note(age: int) -> str:
+    return (
+        '<p class="note" id="expiry-age-note">The cookie ends when the browser closes, yet '
+        f"<code>get_expiry_age()</code> says {age}: as in Django, a browser-session cookie "
+        "reports the default age (<code>max_age</code>), which is how long the server keeps "
+        "the session while the browser stays open.</p>"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -18,6 +19,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from ..stores.base import SessionStore
+
+SESSION_COOKIE = "sessionid"
 FLASH_COOKIE = "sessionware_demo_flash"
 MAX_FORM_BYTES = 16_384  # the demo's forms are tiny; refuse anything larger early
 MAX_FORM_FIELDS = 20
@@ -70,10 +74,11 @@ async def read_form(request: Request) -> dict[str, str]:
     if content_type and not content_type.startswith("application/x-www-form-urlencoded"):
         raise HTTPException(415, "the demo's forms are application/x-www-form-urlencoded")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise HTTPException(413, "form too large")
+    async with aclosing(request.stream()) as stream:  # closed even when we stop early
+        async for chunk in stream:
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise HTTPException(413, "form too large")
     try:
         fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -98,9 +103,31 @@ def take_flash(request: Request) -> tuple[Flash | None, bool]:
     return Flash.decode(value), True
 
 
-def server_side(request: Request) -> bool:
-    """Whether the app's store keeps sessions on the server (so it can revoke old keys)."""
-    return bool(request.app.state.server_side)
+@dataclass(frozen=True, slots=True)
+class DemoState:
+    """What the pages need to know of how the demo is set up (``app.state.demo``)."""
+
+    store: SessionStore
+    store_label: str
+    user_key: str | None  # the session key that names the user, when the store indexes users
+    stale_key_window: float
+    renew_after: float | None
+    renew_grace: float
+
+    @property
+    def server_side(self) -> bool:
+        """Whether sessions live on the server (so old keys can be ended and remembered)."""
+        return self.store.server_side
+
+
+def demo_state(request: Request) -> DemoState:
+    state: DemoState = request.app.state.demo
+    return state
+
+
+def seconds(value: float) -> str:
+    """``60.0`` as ``60 s``, ``0.5`` as ``0.5 s``."""
+    return f"{value:g} s"
 
 
 def text_field(form: dict[str, str], name: str, limit: int) -> str | None:

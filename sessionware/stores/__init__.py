@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ._cached import CachedStore
     from ._cookie import CookieStore
     from ._file import FileStore
+    from ._memcached import MemcachedStore
     from ._memory import MemoryStore
     from ._redis import RedisStore
     from ._sql import SQLStore
@@ -19,6 +20,7 @@ __all__ = [
     "CachedStore",
     "CookieStore",
     "FileStore",
+    "MemcachedStore",
     "MemoryStore",
     "RedisStore",
     "SQLStore",
@@ -29,6 +31,7 @@ _MODULES = {
     "CachedStore": "._cached",
     "CookieStore": "._cookie",
     "FileStore": "._file",
+    "MemcachedStore": "._memcached",
     "MemoryStore": "._memory",
     "RedisStore": "._redis",
     "SQLStore": "._sql",

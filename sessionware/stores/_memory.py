@@ -5,179 +5,332 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from .._copying import copy_data, copy_value
-from .._expiry import Expiry
-from .._records import Change, Record, apply_change
-from .._serializers import Serializer
-from .base import SessionStore, now_or
+from .._keys import info_id
+from .._records import (
+    Change,
+    Loaded,
+    Moved,
+    Record,
+    SessionInfo,
+    Stale,
+    apply_change,
+    newest_first,
+    session_info,
+)
+from .._store import (
+    DEFAULT_STALE_WINDOW,
+    Finding,
+    Progress,
+    SessionStore,
+    Written,
+    now_or,
+    user_text,
+)
 
-# Expired entries a write evicts from the cold end of the LRU order (see ``create``).
+# Expired entries a write evicts from the cold end of the LRU order (see ``insert``).
 _SWEEP_PER_WRITE = 2
 
+_Entry = Record | Stale | Moved
 
-@dataclass(slots=True)
-class _Entry:
-    """A stored session: ``data`` is private (a copy, or bytes under a serializer)."""
 
-    data: Any  # dict[str, Any] when objects are kept, bytes under a serializer
-    created_at: float
-    expires_at: float
-    expiry: Expiry | None
+def _until(entry: _Entry) -> float:
+    return entry.expires_at if isinstance(entry, Record) else entry.until
 
 
 class MemoryStore(SessionStore):
     """Sessions in this process's memory; lost on restart and not shared between workers.
 
-    Concurrency: one ``threading.Lock`` guards the table, and every operation is a short
-    critical section with no I/O, so ``update`` applies its delta atomically (concurrent
-    requests on different keys of one session all keep their changes) and never
-    recreates a deleted or expired session. The async twins call the sync methods
-    directly: a thread hop would cost ~60-95 µs for sub-microsecond work, and the lock is
-    never held long enough to stall the event loop.
+    Data: the store keeps the serializer's bytes (``Record.fields``), like every other
+    store, so a value that would fail or change type in production fails or changes the
+    same way here. Records are immutable and replaced whole on every write, so a load
+    hands out the stored record without copying it.
 
-    Expiry: a record whose ``expires_at`` has passed is never returned nor updated; it
-    is evicted when touched, by ``clear_expired()``, and each new session also evicts up
-    to two expired entries from the least recently used end, so a process that never
-    calls ``clear_expired()`` does not accumulate dead sessions forever.
+    Concurrency: one ``threading.Lock`` guards the table and the per-user index; every
+    operation is a short critical section with no I/O, so deltas apply atomically, and a
+    key that was ended (flushed, rotated, revoked) is never written again. The async
+    twins call the sync methods directly: a thread hop would cost ~60-95 µs for
+    sub-microsecond work, and the lock is never held long enough to stall the loop.
 
-    Memory: with ``max_entries`` the table never holds more sessions; the least recently
-    used (by load or write) is evicted first, in O(1).
+    Expiry: an expired record or marker is never returned; it is evicted when touched, by
+    ``clear_expired()``, and each insert also evicts up to two expired entries from the
+    least recently used end, so a process that never purges does not fill up.
 
-    Isolation: a request gets its own deep copy of the data at load, and the store keeps
-    its own copy of what is written, so mutating a loaded list in place (without
-    reassigning it) changes nothing stored, and no two requests share objects. Copying
-    beats serializing here (5-key session, load + update, Python 3.11): type-dispatch
-    copy 4.9 µs, ``copy.deepcopy`` 12.0 µs, JSON serializer 15.4 µs. Objects are kept as
-    they are (API.md §6), unless a ``serializer`` is given: then data is stored as its
-    bytes, so the memory store rejects exactly what a serializing store would.
+    Memory: with ``max_entries`` the table never holds more entries (sessions and the
+    short-lived markers of ended keys); the least recently used goes first, in O(1).
     """
 
-    def __init__(
-        self, max_entries: int | None = None, serializer: Serializer | None = None
-    ) -> None:
+    #: Each process has its own table.
+    shared: ClassVar[bool] = False
+
+    def __init__(self, max_entries: int | None = None) -> None:
         if max_entries is not None and (
-            isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1
+            isinstance(max_entries, bool) or not isinstance(max_entries, int)
         ):
-            raise ValueError(f"max_entries must be a positive int or None, not {max_entries!r}")
-        super().__init__(serializer)
+            raise TypeError(f"max_entries must be an int or None, not {max_entries!r}")
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(f"max_entries must be positive, not {max_entries}")
         self.max_entries = max_entries
-        self._packs = serializer is not None
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._users: dict[str, set[str]] = {}
 
-    # -- private copies in and out -------------------------------------------------------
+    # -- the operations --------------------------------------------------------------------
 
-    def _store_data(self, data: dict[str, Any]) -> Any:
-        return self.serializer.dumps(data) if self._packs else copy_data(data)
-
-    def _fresh_data(self, stored: Any) -> dict[str, Any]:
-        return self.serializer.loads(stored) if self._packs else copy_data(stored)
-
-    # -- sync API ------------------------------------------------------------------------
-
-    def load(self, key: str, now: float) -> Record | None:
+    def load(self, key: str, now: float) -> Loaded:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry.expires_at <= now:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-        # Stored data is never changed in place (writes replace the entry), so it can be
-        # copied outside the lock.
-        return Record(
-            self._fresh_data(entry.data), entry.created_at, entry.expires_at, entry.expiry
-        )
+            entry = self._live(key, now)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
 
-    def create(self, key: str, record: Record) -> bool:
-        entry = _Entry(
-            self._store_data(record.data), record.created_at, record.expires_at, record.expiry
-        )
+    def insert(self, key: str, record: Record) -> bool:
         now = time.time()
         with self._lock:
-            entries = self._entries
-            current = entries.get(key)
-            if current is not None and current.expires_at > now:
+            if self._live(key, now) is not None:
                 return False
             self._sweep_cold_end(now)
-            entries[key] = entry
-            entries.move_to_end(key)
-            if self.max_entries is not None:
-                while len(entries) > self.max_entries:
-                    entries.popitem(last=False)
+            self._put(key, _owned(record))
         return True
 
-    def update(self, key: str, change: Change, now: float) -> bool:
-        # Copies of the values this request set, made before taking the lock: the request
-        # may keep mutating its own objects after the save.
-        fresh = {}
-        if not self._packs:
-            fresh = {name: copy_value(value) for name, value in change.set.items()}
+    def update(self, key: str, change: Change, now: float) -> Written:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return False
-            if entry.expires_at <= now:
-                del self._entries[key]
-                return False
-            if self._packs:
-                current = Record(
-                    self.serializer.loads(entry.data), entry.created_at, 0.0, entry.expiry
-                )
-                merged = apply_change(current, change)
-                data: Any = self.serializer.dumps(merged.data)
-            else:
-                # apply_change returns a new dict; unchanged values stay shared with the old
-                # entry, which is safe because stored values are never handed out.
-                merged = apply_change(
-                    Record(entry.data, entry.created_at, 0.0, entry.expiry), change
-                )
-                data = merged.data
-                data.update(fresh)
-            self._entries[key] = _Entry(data, merged.created_at, merged.expires_at, merged.expiry)
-            self._entries.move_to_end(key)
+            entry = self._live(key, now)
+            if not isinstance(entry, Record):
+                return entry if isinstance(entry, Moved) else False
+            self._put(key, apply_change(entry, change, now))
         return True
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, now: float, stale_until: float) -> Written:
         with self._lock:
-            return self._entries.pop(key, None) is not None
+            entry = self._live(key, now)
+            if not isinstance(entry, Record):
+                return entry if isinstance(entry, Moved) else False
+            self._end(key, now, stale_until)
+        return True
 
-    def clear_expired(self, now: float | None = None) -> int:
+    def rotate(
+        self, key: str, new_key: str, record: Record, now: float, stale_until: float
+    ) -> Written:
+        with self._lock:
+            entry = self._live(key, now)
+            if not isinstance(entry, Record):
+                return entry if isinstance(entry, Moved) else False
+            if self._live(new_key, now) is not None:
+                return False
+            self._end(key, now, stale_until)
+            self._put(new_key, _owned(record))
+        return True
+
+    def renew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
+        with self._lock:
+            entry = self._live(key, now)
+            if not isinstance(entry, Record):
+                return entry if isinstance(entry, Moved) else False
+            if self._live(new_key, now) is not None:
+                return False
+            moved = Record(
+                entry.fields,
+                entry.created_at,
+                entry.expires_at,
+                entry.expiry,
+                key_at=now,
+                updated_at=now,
+                user=entry.user,
+            )
+            self._end(key, now, grace_until, Moved(new_key, grace_until))
+            self._put(new_key, moved)
+        return True
+
+    def clear_expired(self, now: float | None = None, progress: Progress | None = None) -> int:
         now = now_or(now)
         with self._lock:
-            dead = [key for key, entry in self._entries.items() if entry.expires_at <= now]
+            dead = [key for key, entry in self._entries.items() if _until(entry) <= now]
             for key in dead:
-                del self._entries[key]
+                self._drop(key)
+        if progress is not None:  # one step: the whole purge is one critical section
+            progress(len(dead))
         return len(dead)
 
+    def count_expired(self, now: float | None = None) -> int:
+        now = now_or(now)
+        with self._lock:
+            return sum(_until(entry) <= now for entry in self._entries.values())
+
+    def check(self) -> list[Finding]:
+        now = time.time()
+        with self._lock:
+            live = sum(isinstance(e, Record) and e.expires_at > now for e in self._entries.values())
+        bound = "no limit" if self.max_entries is None else f"at most {self.max_entries}"
+        return [
+            ("store", "memory of this process (other processes see none of it)"),
+            ("entries", f"{len(self._entries)} ({bound})"),
+            ("sessions", f"{live} live"),
+        ]
+
+    # -- the per-user index -----------------------------------------------------------------
+
+    def user_sessions(self, user_id: str | int, now: float | None = None) -> list[SessionInfo]:
+        now = now_or(now)
+        with self._lock:
+            live = [
+                (key, entry)
+                for key in list(self._users.get(user_text(user_id), ()))
+                if isinstance(entry := self._live(key, now), Record)
+            ]
+        return newest_first([session_info(info_id(key), record) for key, record in live])
+
+    def revoke_session(
+        self,
+        user_id: str | int,
+        session_id: str,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> bool:
+        now = now_or(now)
+        with self._lock:
+            for key in list(self._users.get(user_text(user_id), ())):
+                if info_id(key) == session_id and isinstance(self._live(key, now), Record):
+                    self._end(key, now, now + stale_for)
+                    return True
+        return False
+
+    def revoke_user(
+        self,
+        user_id: str | int,
+        except_key: str | None = None,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> int:
+        now = now_or(now)
+        ended = 0
+        with self._lock:
+            for key in list(self._users.get(user_text(user_id), ())):
+                if key != except_key and isinstance(self._live(key, now), Record):
+                    self._end(key, now, now + stale_for)
+                    ended += 1
+        return ended
+
+    # -- the table (lock held) ---------------------------------------------------------------
+
+    def _live(self, key: str, now: float) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if _until(entry) <= now:
+            self._drop(key)
+            return None
+        return entry
+
+    def _put(self, key: str, entry: _Entry) -> None:
+        old = self._entries.get(key)
+        if isinstance(old, Record) and old.user is not None:
+            self._unindex(old.user, key)
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        if isinstance(entry, Record) and entry.user is not None:
+            self._users.setdefault(entry.user, set()).add(key)
+        if self.max_entries is not None:
+            while len(self._entries) > self.max_entries:
+                self._drop(next(iter(self._entries)))
+
+    def _end(self, key: str, now: float, until: float, marker: _Entry | None = None) -> None:
+        """The live record under ``key`` is over: a marker (stale, or ``marker``) takes its
+        place until ``until``, or nothing when that is not in the future."""
+        if until > now:
+            self._put(key, marker if marker is not None else Stale(until))
+        else:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if isinstance(entry, Record) and entry.user is not None:
+            self._unindex(entry.user, key)
+
+    def _unindex(self, user: str, key: str) -> None:
+        keys = self._users.get(user)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._users[user]
+
     def _sweep_cold_end(self, now: float) -> None:
-        """Evict a few expired entries at the least recently used end (lock held)."""
+        """Evict a few expired entries at the least recently used end."""
         for _ in range(_SWEEP_PER_WRITE):
             oldest = next(iter(self._entries.items()), None)
-            if oldest is None or oldest[1].expires_at > now:
+            if oldest is None or _until(oldest[1]) > now:
                 return
-            del self._entries[oldest[0]]
+            self._drop(oldest[0])
 
-    # -- async API: the work is too small for a thread hop ---------------------------------
+    # -- async twins: the work is too small for a thread hop ---------------------------------
 
-    async def aload(self, key: str, now: float) -> Record | None:
+    async def aload(self, key: str, now: float) -> Loaded:
         return self.load(key, now)
 
-    async def acreate(self, key: str, record: Record) -> bool:
-        return self.create(key, record)
+    async def ainsert(self, key: str, record: Record) -> bool:
+        return self.insert(key, record)
 
-    async def aupdate(self, key: str, change: Change, now: float) -> bool:
+    async def aupdate(self, key: str, change: Change, now: float) -> Written:
         return self.update(key, change, now)
 
-    async def adelete(self, key: str) -> bool:
-        return self.delete(key)
+    async def adelete(self, key: str, now: float, stale_until: float) -> Written:
+        return self.delete(key, now, stale_until)
 
-    async def aclear_expired(self, now: float | None = None) -> int:
-        return self.clear_expired(now)
+    async def arotate(
+        self, key: str, new_key: str, record: Record, now: float, stale_until: float
+    ) -> Written:
+        return self.rotate(key, new_key, record, now, stale_until)
+
+    async def arenew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
+        return self.renew(key, new_key, now, grace_until)
+
+    async def aclear_expired(
+        self, now: float | None = None, progress: Progress | None = None
+    ) -> int:
+        return self.clear_expired(now, progress)
+
+    async def acount_expired(self, now: float | None = None) -> int:
+        return self.count_expired(now)
+
+    async def acheck(self) -> list[Finding]:
+        return self.check()
 
     async def aclose(self) -> None:
         self.close()
+
+    async def auser_sessions(
+        self, user_id: str | int, now: float | None = None
+    ) -> list[SessionInfo]:
+        return self.user_sessions(user_id, now)
+
+    async def arevoke_session(
+        self,
+        user_id: str | int,
+        session_id: str,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> bool:
+        return self.revoke_session(user_id, session_id, now, stale_for)
+
+    async def arevoke_user(
+        self,
+        user_id: str | int,
+        except_key: str | None = None,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> int:
+        return self.revoke_user(user_id, except_key, now, stale_for)
+
+
+def _owned(record: Record) -> Record:
+    """The record with a fields dict of its own: the caller may keep using theirs."""
+    return Record(
+        dict(record.fields),
+        record.created_at,
+        record.expires_at,
+        record.expiry,
+        record.key_at,
+        record.updated_at,
+        record.user,
+    )

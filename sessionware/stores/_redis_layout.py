@@ -1,12 +1,19 @@
-"""How RedisStore lays a session out in Redis, and the Lua scripts that write it atomically.
+"""How RedisStore lays sessions out in Redis, and how its replies are read back.
 
-Layout of one session (a Redis HASH at ``prefix + key``): meta fields ``c`` (created_at),
-``e`` (expires_at) and optionally ``x`` (the custom expiry as JSON); one field ``d:<name>``
-per session key, whose value is ``serializer.dumps({name: value})``. Data fields always
-carry the ``d:`` prefix, so no session key can collide with a meta field.
+One HASH per session key, at ``prefix + key``, expiring (``PEXPIREAT``) at its ``e``:
 
-Lua's ``unpack`` is limited to about 8000 values, so long argument lists are passed on to
-Redis in chunks of ``CHUNK`` (even, so field/value pairs are never split).
+- a live record: ``c`` created_at, ``e`` expires_at, ``x`` the custom expiry (JSON, if
+  any), ``k`` key_at, ``t`` updated_at, ``u`` the user (if any), and one ``d:<name>``
+  field per session key holding that field's bytes as given. Data fields always carry
+  the ``d:`` prefix, so no session key collides with a meta field. Records written before
+  ``k``, ``t`` and ``u`` existed load as they are;
+- a marker: ``m`` = ``stale`` or ``moved``, ``e`` its ``until``, and for ``moved`` ``n``
+  the key the session moved to; or ``m`` = ``claim``: a key a renewal under Redis
+  Cluster reserved and has not filled yet (it loads as nothing).
+
+The per-user index is a sorted set at ``prefix + "u:{" + user + "}"`` whose members are
+session keys, scored with the server's clock when each was (re)added. The braces are a
+Redis Cluster hash tag: a user's index lives in one slot whatever the prefix.
 """
 
 from __future__ import annotations
@@ -14,164 +21,195 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._expiry import Expiry
 from .._keys import key_fingerprint
-from .._records import Change, Record
-from .._serializers import Serializer
+from .._records import Change, Loaded, Moved, Record, Stale
+from .._store import Written
 
 logger = logging.getLogger("sessionware")
 
-CHUNK = 7000
 DATA = b"d:"
-Arg = bytes | str | int
+USERS = b"u:{"
+#: The meta fields a listing reads (``HMGET``): expiry, marker, created, updated, user.
+LISTED = (b"e", b"m", b"c", b"t", b"u")
+
+Arg = bytes | str | int | float
 
 
-class Corrupt(ValueError):
-    """A hash under our prefix that is not a readable session record."""
-
-
-_CALL_IN_CHUNKS = f"""
-local function call_in_chunks(command, list, first, last)
-  for i = first, last, {CHUNK} do
-    redis.call(command, KEYS[1], unpack(list, i, math.min(i + {CHUNK} - 1, last)))
-  end
-end
-"""
-
-# KEYS[1] session hash; ARGV[1] PEXPIREAT milliseconds; ARGV[2..] field, value pairs.
-CREATE = (
-    _CALL_IN_CHUNKS
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-call_in_chunks('HSET', ARGV, 2, #ARGV)
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
-"""
-)
-
-# KEYS[1] session hash; ARGV[1] now; ARGV[2] PEXPIREAT milliseconds; ARGV[3] '1' = clear
-# all data first; ARGV[4] custom expiry: 'keep', 'set' (it is among the pairs) or 'drop';
-# ARGV[5] n, the number of data fields to delete; ARGV[6 .. 5+n] those fields;
-# ARGV[6+n ..] field, value pairs to set (data fields and meta 'e', maybe 'x').
-# Returns 0, writing nothing, unless a live record (a hash with expires_at > now) is there.
-UPDATE = (
-    _CALL_IN_CHUNKS
-    + """
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-local expires = tonumber(redis.call('HGET', KEYS[1], 'e'))
-if not expires or expires <= tonumber(ARGV[1]) then return 0 end
-if ARGV[3] == '1' then
-  local doomed = {}
-  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(field, 1, 2) == 'd:' then doomed[#doomed + 1] = field end
-  end
-  call_in_chunks('HDEL', doomed, 1, #doomed)
-end
-local deleted = tonumber(ARGV[5])
-call_in_chunks('HDEL', ARGV, 6, 5 + deleted)
-if ARGV[4] == 'drop' then redis.call('HDEL', KEYS[1], 'x') end
-call_in_chunks('HSET', ARGV, 6 + deleted, #ARGV)
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1
-"""
-)
-
-# KEYS[1] session hash; ARGV[1] now. Deletes the hash only if its expires_at <= now, so a
-# record renewed between the scan and this call survives.
-DELETE_IF_EXPIRED = """
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-local expires = tonumber(redis.call('HGET', KEYS[1], 'e'))
-if expires and expires <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def _pexpireat(expires_at: float) -> int:
-    return math.ceil(expires_at * 1000)
-
-
-def _field(name: str) -> bytes:
+def data_field(name: str) -> bytes:
     return DATA + name.encode("utf-8", "surrogatepass")
+
+
+def index_name(prefix: bytes, user: str) -> bytes:
+    return prefix + USERS + user.encode("utf-8", "surrogatepass") + b"}"
+
+
+def index_user(prefix: bytes, name: bytes) -> str:
+    """The user whose index ``name`` is (the inverse of ``index_name``)."""
+    return name[len(prefix) + len(USERS) : -1].decode("utf-8", "surrogatepass")
+
+
+def text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def _time(raw: bytes) -> float:
+    """A stored timestamp; ``ValueError`` unless finite (a corrupt record must not live
+    forever)."""
+    value = float(raw)
+    if value - value != 0.0:  # inf or nan
+        raise ValueError("record timestamp is not finite")
+    return value
+
+
+def pexpireat(at: float) -> int:
+    """Milliseconds for ``PEXPIREAT``; the scripts compute the same from ``e``."""
+    return math.ceil(at * 1000)
 
 
 def _expiry_json(expiry: Expiry) -> bytes:
     return json.dumps(expiry.to_json()).encode()
 
 
-def create_args(record: Record, serializer: Serializer) -> list[Arg]:
-    args: list[Arg] = [_pexpireat(record.expires_at)]
-    args += [b"c", repr(record.created_at), b"e", repr(record.expires_at)]
+# -- what the scripts are given ---------------------------------------------------------------
+
+
+def record_pairs(record: Record) -> list[Arg]:
+    """The field/value pairs of a whole record, expires_at first."""
+    pairs: list[Arg] = [b"e", record.expires_at, b"c", record.created_at]
     if record.expiry is not None:
-        args += [b"x", _expiry_json(record.expiry)]
-    for name, value in record.data.items():
-        args += [_field(name), serializer.dumps({name: value})]
-    return args
+        pairs += (b"x", _expiry_json(record.expiry))
+    if record.key_at is not None:
+        pairs += (b"k", record.key_at)
+    if record.updated_at is not None:
+        pairs += (b"t", record.updated_at)
+    if record.user is not None:
+        pairs += (b"u", record.user.encode("utf-8", "surrogatepass"))
+    for name, raw in record.fields.items():
+        pairs += (data_field(name), raw)
+    return pairs
 
 
-def update_args(change: Change, now: float, serializer: Serializer) -> list[Arg]:
-    expiry = "keep"
+def update_args(change: Change, now: float) -> list[Arg]:
+    """``UPDATE``'s arguments after the header (see its comment)."""
+    deleted: list[Arg] = [data_field(name) for name in change.deleted]
+    pairs: list[Arg] = [b"e", change.expires_at, b"t", now]
     if change.expiry_changed:
-        expiry = "drop" if change.expiry is None else "set"
-    deleted = [_field(name) for name in change.deleted]
-    args: list[Arg] = [repr(now), _pexpireat(change.expires_at), "1" if change.cleared else "0"]
-    args += [expiry, len(deleted), *deleted, b"e", repr(change.expires_at)]
-    if change.expiry is not None and change.expiry_changed:
-        args += [b"x", _expiry_json(change.expiry)]
-    for name, value in change.set.items():
-        args += [_field(name), serializer.dumps({name: value})]
-    return args
-
-
-def is_past(expires: object, moment: str) -> bool:
-    try:
-        return isinstance(expires, bytes) and float(expires) <= float(moment)
-    except ValueError:
-        return False
-
-
-def decode(raw: Mapping[bytes | str, bytes | str], serializer: Serializer) -> Record:
-    data: dict[str, Any] = {}
-    meta: dict[bytes, bytes] = {}
-    for name, value in raw.items():
-        if not isinstance(name, bytes) or not isinstance(value, bytes):
-            raise Corrupt("the client decodes responses")
-        if name.startswith(DATA):
-            text = name[len(DATA) :].decode("utf-8", "surrogatepass")
-            item = serializer.loads(value)
-            if not isinstance(item, dict) or text not in item:
-                raise Corrupt("a data field does not hold its key")
-            data[text] = item[text]
+        if change.expiry is None:
+            deleted.append(b"x")
         else:
-            meta[name] = value
-    if b"c" not in meta or b"e" not in meta:
-        raise Corrupt("the record lacks its timestamps")
-    expiry = Expiry.from_json(json.loads(meta[b"x"])) if b"x" in meta else None
-    return Record(data, float(meta[b"c"]), float(meta[b"e"]), expiry)
+            pairs += (b"x", _expiry_json(change.expiry))
+    if change.user_changed:
+        if change.user is None:
+            deleted.append(b"u")
+        else:
+            pairs += (b"u", change.user.encode("utf-8", "surrogatepass"))
+    for name, raw in change.set.items():
+        pairs += (data_field(name), raw)
+    cleared = b"1" if change.cleared else b"0"
+    return [pexpireat(change.expires_at), cleared, len(deleted), *deleted, *pairs]
 
 
-def read(
-    key: str, raw: Mapping[bytes | str, bytes | str] | None, now: float, serializer: Serializer
-) -> Record | None:
-    """The live record in an ``HGETALL`` reply (``None``: the key holds another type).
+def renewed_pairs(pairs: Sequence[bytes], now: float) -> tuple[list[Arg], float, str | None]:
+    """A record as ``RENEW_OUT`` returned it, ready for its new key: its pairs with
+    ``k``/``t`` set to ``now``, its expires_at and its user."""
+    fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    fields[b"k"] = fields[b"t"] = repr(now).encode()
+    expires_at = _time(fields[b"e"])
+    user = fields.get(b"u")
+    out: list[Arg] = []
+    for name, value in fields.items():
+        out += (name, value)
+    return out, expires_at, None if user is None else text(user)
 
-    Anything unreadable is absent, with one WARNING that names the session only by its
-    fingerprint; it never raises.
+
+# -- what Redis gives back --------------------------------------------------------------------
+
+
+def written(reply: Any) -> Written:
+    """A write script's reply: 1 done, 0 nothing live, or the pointer ``{target, until}``."""
+    if reply == 1:
+        return True
+    if reply == 0:
+        return False
+    return Moved(text(reply[0]), float(reply[1]))
+
+
+class Unreadable(ValueError):
+    """A key under our prefix that is not a session hash of ours."""
+
+
+def read(key: str, raw: Mapping[Any, Any] | Exception, now: float) -> Loaded:
+    """What an ``HGETALL`` reply (or the error it raised) holds at ``now``.
+
+    Anything unreadable loads as ``None``, with one WARNING that names the session only
+    by its fingerprint; this never raises.
     """
-    if raw is not None and not raw:
+    if not raw:
         return None
     try:
-        if raw is None:
-            raise Corrupt("the key holds another Redis type")
-        record = decode(raw, serializer)
-    except Exception as exc:  # a custom serializer may raise anything on foreign bytes
-        reason = str(exc) if isinstance(exc, Corrupt) else exc.__class__.__name__
+        if isinstance(raw, Exception):
+            raise Unreadable("the key holds another Redis type")
+        return decode(raw, now)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, Unreadable) else type(exc).__name__
         logger.warning(
             "sessionware: Redis session %s is unreadable (%s); treated as absent",
             key_fingerprint(key),
             reason,
         )
         return None
-    return record if record.expires_at > now else None
+
+
+def decode(raw: Mapping[bytes, bytes], now: float) -> Loaded:
+    until = _time(raw[b"e"])
+    if until <= now:
+        return None
+    kind = raw.get(b"m")
+    if kind == b"stale":
+        return Stale(until)
+    if kind == b"moved":
+        return Moved(text(raw[b"n"]), until)
+    if kind == b"claim":
+        return None
+    if kind is not None:
+        raise Unreadable("unknown marker")
+    expiry = raw.get(b"x")
+    key_at = raw.get(b"k")
+    updated_at = raw.get(b"t")
+    user = raw.get(b"u")
+    return Record(
+        {
+            name[2:].decode("utf-8", "surrogatepass"): value
+            for name, value in raw.items()
+            if name[:2] == DATA
+        },
+        _time(raw[b"c"]),
+        until,
+        None if expiry is None else Expiry.from_json(json.loads(expiry)),
+        None if key_at is None else _time(key_at),
+        None if updated_at is None else _time(updated_at),
+        None if user is None else text(user),
+    )
+
+
+def listed(meta: Sequence[Any] | Exception, now: float, user: str) -> Record | None:
+    """The timing of a live record of ``user`` from an ``HMGET`` of ``LISTED``, or
+    ``None`` for anything else (absent, dead, a marker, another user, unreadable)."""
+    if isinstance(meta, Exception):
+        return None
+    until, kind, created, updated, owner = meta
+    try:
+        if kind is not None or owner is None or text(owner) != user:
+            return None
+        expires_at = _time(until)
+        if expires_at <= now:
+            return None
+        created_at = _time(created)
+        touched = None if updated is None else _time(updated)
+    except (ValueError, TypeError):
+        return None
+    return Record({}, created_at, expires_at, updated_at=touched, user=user)

@@ -2,70 +2,34 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import logging
-import threading
+import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .._errors import SessionStoreError
-from .._expiry import Expiry
-from .._keys import key_fingerprint
-from .._records import Change, Record, apply_change
-from .._serializers import Serializer
-from ._sql_schema import check_table_name, make_engine, session_table
-from .base import SessionStore, now_or
+from .._errors import map_store_errors
+from .._records import Change, Loaded, Record, SessionInfo
+from .._store import (
+    DEFAULT_STALE_WINDOW,
+    Finding,
+    Progress,
+    SessionStore,
+    Written,
+    now_or,
+    user_text,
+)
+from ._sql_async import AsyncSessionDatabase, Pool
+from ._sql_check import check_table
+from ._sql_database import SessionDatabase
+from ._sql_drivers import async_driver
+from ._sql_engine import make_engine
+from ._sql_flows import Flow, Mode
+from ._sql_schema import check_table_name, session_table
 
-logger = logging.getLogger("sessionware")
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-# One lock per SQLite database in this process: its writers queue on it instead of
-# polling SQLite's busy handler, whose growing sleeps (up to 100 ms) let a waiter miss the
-# lock again and again under load. Other processes still meet the busy timeout.
-_SQLITE_WRITERS: dict[str, threading.Lock] = {}
-_SQLITE_WRITERS_GUARD = threading.Lock()
-
-
-def _sqlite_writer_lock(engine: sa.Engine) -> threading.Lock:
-    with _SQLITE_WRITERS_GUARD:
-        return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
-
+T = TypeVar("T")
 
 _MAX_PURGE_PAUSE = 0.05  # seconds a SQLite purge rests between batches, at most
-
-_KEY: sa.BindParameter[str] = sa.bindparam("k")
-_NOW: sa.BindParameter[float] = sa.bindparam("now")
-
-
-def _store_operation(
-    method: Callable[Concatenate[SQLStore, _P], _T],
-) -> Callable[Concatenate[SQLStore, _P], _T]:
-    """Create the table on first use; turn database failures into ``SessionStoreError``."""
-
-    @functools.wraps(method)
-    def operation(self: SQLStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            if not self._table_ready:
-                self._create_table()
-            return method(self, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            # The first line only: PostgreSQL's DETAIL lines may quote a session key.
-            detail = (str(cause).strip().splitlines() or [""])[0]
-            raise SessionStoreError(
-                f"SQL session store ({self.engine.dialect.name}) failed in "
-                f"{method.__name__}: {cause.__class__.__name__}: {detail}"
-            ) from exc
-
-    return operation
 
 
 class SQLStore(SessionStore):
@@ -73,282 +37,314 @@ class SQLStore(SessionStore):
 
     ``url_or_engine`` is a URL (``sqlite:///sessions.db``, ``postgresql://…``,
     ``mysql://…``; driverless URLs use psycopg 3 and PyMySQL) or a SQLAlchemy
-    ``Engine`` you configured yourself. Constructing the store never connects; the
-    table and its expiry index are created, if missing, at first use.
+    ``Engine`` you configured yourself. Constructing the store never connects; at first
+    use the table and its indexes are created if missing, and a table made by an earlier
+    version gets the columns it lacks (its rows stay live sessions).
 
     Schema (for people who manage migrations themselves)::
 
         session_key  VARCHAR(64) PRIMARY KEY  -- ascii_bin on MySQL: keys are case-sensitive
-        data         BLOB / BYTEA / LONGBLOB NOT NULL   -- the serializer's bytes
+        data         BLOB / BYTEA / LONGBLOB NOT NULL   -- the packed fields; empty for markers
         created_at   DOUBLE NOT NULL                    -- Unix time
-        expires_at   DOUBLE NOT NULL, INDEX ix_<table>_expires_at
+        expires_at   DOUBLE NOT NULL, INDEX ix_<table>_expires_at  -- a marker's end
         expiry       VARCHAR(64) NULL                   -- set_expiry(), as JSON
+        kind         VARCHAR(8) NOT NULL DEFAULT 'record'   -- record, stale or moved
+        target       VARCHAR(64) NULL                   -- the key that replaced this one
+        key_at       DOUBLE NULL                        -- key issued (NULL: created_at)
+        updated_at   DOUBLE NULL                        -- last write (NULL: created_at)
+        user_id      VARCHAR(255) NULL, INDEX ix_<table>_user_id  -- VARBINARY on MySQL
 
-    Concurrency: ``update`` reads, merges and writes the row in one transaction
-    holding its row lock (``SELECT … FOR UPDATE``; on SQLite the database write lock,
-    taken at ``BEGIN IMMEDIATE``), so concurrent saves of one session keep each other's
-    keys, and a deleted or expired row is never written back. ``create`` only inserts:
-    it returns ``False`` when a live row holds the key, also when a concurrent request
-    inserted it first; an expired row under the key is replaced.
+    ``data`` is ``pack_fields()`` of the session: with JSON values, the JSON object of the
+    whole session, as earlier versions wrote it. A key that was flushed, rotated away or
+    revoked keeps its row as a ``stale`` marker until ``expires_at``; a renewed key a
+    ``moved`` one. Markers keep ``user_id`` and, after a rotation or renewal, name the new
+    key in ``target``: a revocation that meets them follows it.
 
-    Expiry: rows with ``expires_at <= now`` are never loaded nor updated; they stay in
-    the table until ``clear_expired()`` deletes them, in batches of
-    ``clear_batch_size`` rows per transaction (1000; 250 on SQLite) so a big purge never
-    holds long locks. On SQLite, whose one write lock other processes wait for by polling,
-    the purge also rests between batches as long as each batch took.
+    Concurrency: every operation is one transaction at most. A load, an insert (on
+    PostgreSQL and SQLite) and a save that only moves the expiry are one statement each.
+    A save that changes data reads the row under its lock (``SELECT … FOR UPDATE``; on
+    SQLite the database write lock, taken at ``BEGIN IMMEDIATE``), merges the change and
+    writes it back, so concurrent saves keep each other's keys. Logout, rotation and
+    renewal change a row only while it is a live record, so of two racing, one wins and
+    the other finds the marker; a revocation locks the user's rows and follows their
+    successors, so a login racing it cannot escape.
+    On PostgreSQL, the transactions that end keys commit durably (``synchronous_commit``).
+    On SQLite, this process's writers to one database take turns in arrival order.
+
+    Expiry: rows with ``expires_at <= now`` are never loaded nor written to; they stay in
+    the table until ``clear_expired()`` deletes them, in batches of ``clear_batch_size``
+    rows per transaction (1000; 250 on SQLite) so a big purge never holds long locks. On
+    SQLite, whose one write lock other processes wait for by polling, the purge also rests
+    between batches as long as each batch took; ``progress`` hears of each batch.
+    ``count_expired()`` is one indexed ``COUNT``, and ``check()`` reports the database
+    and the table (present, current, or what it lacks) without creating either.
+
+    Size: ``max_data_bytes`` is what the database takes in one write, known at first use
+    (MariaDB/MySQL: half of ``max_allowed_packet``, since values travel escaped); larger
+    data is refused with ``SessionTooLargeError`` before it is sent, and so is a write the
+    database refuses for its size.
 
     Failures raise ``SessionStoreError``. For a URL, SQLite runs in WAL mode with
     ``timeout`` as busy timeout; on servers ``timeout`` bounds connecting, each statement
     (and lock wait) and the wait for one of the pool's 10 connections (no overflow:
     further requests queue rather than open and close connections), and a pooled
     connection the server hung up on (restart, idle timeout) is replaced at checkout,
-    unnoticed. An ``Engine`` you pass is used as it is: its pool, timeouts and liveness
+    unnoticed. Its logs never show keys or data (parameters hidden, rows never logged).
+    An ``Engine`` you pass is used as it is: its pool, timeouts, logging and liveness
     checks are yours.
+
+    Async (ASGI): for a URL on PostgreSQL or MariaDB/MySQL the async twins run on the
+    event loop through the native async driver (psycopg's async connection; asyncmy), the
+    same statements and transactions as the sync methods, with the same timeouts and
+    session settings, and a pool of 10 connections per event loop, closed with its loop.
+    SQLite, a supplied ``Engine`` and event loops other than asyncio (trio) take one
+    thread hop per operation instead.
     """
 
     def __init__(
         self,
         url_or_engine: str | sa.Engine,
         table: str = "sessionware_session",
-        serializer: Serializer | None = None,
         timeout: float = 5.0,
     ) -> None:
-        super().__init__(serializer)
-        if not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"timeout must be a number of seconds, not {timeout!r}")
+        if not (timeout > 0 and math.isfinite(timeout)):
             raise ValueError("timeout must be a positive number of seconds")
-        self.table = session_table(sa.MetaData(), check_table_name(table))
-        self._owns_engine = not isinstance(url_or_engine, sa.Engine)
+        table_name = check_table_name(table)
         if isinstance(url_or_engine, sa.Engine):
-            self.engine = url_or_engine
+            engine = url_or_engine
         elif isinstance(url_or_engine, str):
-            self.engine = make_engine(url_or_engine, timeout)
+            engine = make_engine(url_or_engine, timeout)
         else:
             raise TypeError("SQLStore takes a database URL (str) or a SQLAlchemy Engine")
+        self._owns_engine = engine is not url_or_engine
+        self._db = SessionDatabase(engine, session_table(sa.MetaData(), table_name), timeout)
+        self._sql = self._db.sql
+        self._flows = self._db.flows
+        # One upsert where the dialect has one; MySQL's INSERT, then UPDATE of a dead row.
+        self._insert_mode: Mode = "statement" if self._sql.replace_dead is None else "transaction"
+        # The async twins: PostgreSQL and MariaDB through their native async drivers, with
+        # the engine's settings; SQLite and a supplied Engine hop to a thread.
+        driver = async_driver(engine.dialect, engine.url, timeout) if self._owns_engine else None
+        self._async = None if driver is None else AsyncSessionDatabase(self._db, driver)
+        self.engine = engine
+        self.table = self._db.table
         #: Rows deleted per statement (and transaction) by ``clear_expired``.
-        self.clear_batch_size = 250 if self.engine.dialect.name == "sqlite" else 1000
-        self._sqlite = self.engine.dialect.name == "sqlite"
-        self._writer_lock = _sqlite_writer_lock(self.engine) if self._sqlite else None
-        self._timeout = timeout
-        # One statement needs no transaction around it: on PostgreSQL autocommit saves the
-        # BEGIN and COMMIT round trips. (PyMySQL would pay two round trips to switch modes;
-        # SQLite: see _sqlite_on_connect.)
-        self._single = self.engine
-        self._postgres = self.engine.dialect.name == "postgresql"
-        if self._postgres:
-            self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._table_ready = False
-        self._table_lock = threading.Lock()
-        self._build_statements()
+        self.clear_batch_size = 250 if self._db.sqlite else 1000
+
+    @property
+    def max_data_bytes(self) -> int | None:
+        """The most bytes of packed data one session may take; ``None`` until first use
+        on SQLite and MariaDB/MySQL, whose limits are read from the database."""
+        return self._db.max_data_bytes
+
+    @max_data_bytes.setter
+    def max_data_bytes(self, value: int | None) -> None:
+        self._db.max_data_bytes = value
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
         return f"SQLStore({url!r}, table={self.table.name!r})"
 
-    def _build_statements(self) -> None:
-        c = self.table.c
-        values: dict[str, sa.BindParameter[Any]] = {
-            "data": sa.bindparam("v_data"),
-            "expires_at": sa.bindparam("v_expires"),
-            "expiry": sa.bindparam("v_expiry"),
-        }
-        live = (c.session_key == _KEY) & (c.expires_at > _NOW)
-        self._select = sa.select(c.data, c.created_at, c.expires_at, c.expiry).where(live)
-        self._select_locked = self._select.with_for_update()
-        self._insert = sa.insert(self.table)
-        self._replace_expired = (
-            sa.update(self.table)
-            .where(c.session_key == _KEY, c.expires_at <= _NOW)
-            .values(created_at=sa.bindparam("v_created"), **values)
-        )
-        self._write = sa.update(self.table).where(c.session_key == _KEY).values(**values)
-        self._touch = sa.update(self.table).where(live).values(expires_at=values["expires_at"])
-        self._touch_expiry = self._touch.values(expiry=values["expiry"])
-        self._delete = sa.delete(self.table).where(c.session_key == _KEY)
-        self._expired_keys = sa.select(c.session_key).where(c.expires_at <= _NOW)
-        self._delete_expired = sa.delete(self.table).where(
-            c.session_key.in_(sa.bindparam("keys", expanding=True)), c.expires_at <= _NOW
-        )
+    # -- the operations -----------------------------------------------------------------
 
-    def _create_table(self) -> None:
-        with self._table_lock:
-            if self._table_ready:
-                return
-            try:
-                self._create_all()
-            except SQLAlchemyError:
-                # Another process may have created it between our check and CREATE.
-                self._create_all()
-            self._table_ready = True
+    def load(self, key: str, now: float) -> Loaded:
+        return self._db.run("read", "load", self._flows.load(key, now))
 
-    def _create_all(self) -> None:
-        # In one transaction, so a crash never leaves the table without its index (and on
-        # SQLite, concurrent processes take turns).
-        with self._writing(), self.engine.connect() as conn, self._write_transaction(conn):
-            self.table.metadata.create_all(conn, checkfirst=True)
+    def insert(self, key: str, record: Record) -> bool:
+        return self._db.run(self._insert_mode, "insert", self._flows.insert(key, record))
 
-    # -- the store operations -------------------------------------------------------------
-
-    @_store_operation
-    def load(self, key: str, now: float) -> Record | None:
-        with self._single.connect() as conn:
-            row = conn.execute(self._select, {"k": key, "now": now}).first()
-        return None if row is None else self._decode(key, row)
-
-    @_store_operation
-    def create(self, key: str, record: Record) -> bool:
-        params = {
-            "session_key": key,
-            "data": self.serializer.dumps(record.data),
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-            "expiry": _pack_expiry(record.expiry),
-        }
-        with self._writing(), self._single.connect() as conn:
-            try:
-                with conn.begin():
-                    conn.execute(self._insert, params)
-                return True
-            except IntegrityError:
-                pass  # the key is taken: by a live row, a concurrent insert, or a dead row
-            with conn.begin():
-                # Guarded by the WHERE clause, so of two racing creates only one replaces.
-                replaced = conn.execute(
-                    self._replace_expired,
-                    {
-                        "k": key,
-                        "now": time.time(),
-                        "v_data": params["data"],
-                        "v_created": record.created_at,
-                        "v_expires": record.expires_at,
-                        "v_expiry": params["expiry"],
-                    },
-                )
-            return replaced.rowcount == 1
-
-    @_store_operation
-    def update(self, key: str, change: Change, now: float) -> bool:
+    def update(self, key: str, change: Change, now: float) -> Written:
         if not change.touches_data:
-            # Only the expiry moves: one UPDATE guarded by liveness, nothing to merge.
-            params = {"k": key, "now": now, "v_expires": change.expires_at}
-            stmt = self._touch
-            if change.expiry_changed:
-                stmt = self._touch_expiry
-                params["v_expiry"] = _pack_expiry(change.expiry)
-            with self._writing(), self._single.begin() as conn:
-                return conn.execute(stmt, params).rowcount == 1
-        with self._writing(), self.engine.connect() as conn, self._write_transaction(conn):
-            row = conn.execute(self._select_locked, {"k": key, "now": now}).first()
-            current = None if row is None else self._decode(key, row)
-            if current is None:
-                return False
-            new = apply_change(current, change)
-            conn.execute(
-                self._write,
-                {
-                    "k": key,
-                    "v_data": self.serializer.dumps(new.data),
-                    "v_expires": new.expires_at,
-                    "v_expiry": _pack_expiry(new.expiry),
-                },
-            )
-            return True
+            return self._db.run("statement", "update", self._flows.touch(key, change, now))
+        return self._db.run("transaction", "update", self._flows.update(key, change, now))
 
-    @_store_operation
-    def delete(self, key: str) -> bool:
-        with self._writing(), self.engine.begin() as conn:
-            if self._postgres:
-                # Our engines commit session writes without waiting for the WAL flush
-                # (make_engine); a logout must survive a crash, so it waits.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO on")
-            return conn.execute(self._delete, {"k": key}).rowcount > 0
+    def delete(self, key: str, now: float, stale_until: float) -> Written:
+        return self._db.run("durable", "delete", self._flows.delete(key, now, stale_until))
 
-    @_store_operation
-    def clear_expired(self, now: float | None = None) -> int:
+    def rotate(
+        self, key: str, new_key: str, record: Record, now: float, stale_until: float
+    ) -> Written:
+        flow = self._flows.rotate(key, new_key, record, now, stale_until)
+        return self._db.run("durable", "rotate", flow)
+
+    def renew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
+        flow = self._flows.renew(key, new_key, now, grace_until)
+        return self._db.run("transaction", "renew", flow)
+
+    def clear_expired(self, now: float | None = None, progress: Progress | None = None) -> int:
         now = now_or(now)
         batch = max(1, self.clear_batch_size)
-        select_batch = self._expired_keys.limit(batch)
         removed = 0
-        with self.engine.connect() as conn:
-            while True:
-                # One short transaction per batch: other requests get the table in between.
-                started = time.monotonic()
-                with self._writing(), self._write_transaction(conn):
-                    keys = conn.execute(select_batch, {"now": now}).scalars().all()
-                    if keys:
-                        result = conn.execute(self._delete_expired, {"keys": keys, "now": now})
-                        removed += result.rowcount
-                if len(keys) < batch:
-                    return removed
-                if self._sqlite:
-                    # SQLite has one write lock and its waiters poll with growing sleeps: a
-                    # purge that takes the lock back at once starves writers in other
-                    # processes. Leaving it free as long as it was held lets them in.
-                    time.sleep(min(time.monotonic() - started, _MAX_PURGE_PAUSE))
+        while True:
+            # One short transaction per batch: other requests get the table in between.
+            started = time.monotonic()
+            flow = self._flows.clear_batch(now, batch)
+            found, deleted = self._db.run("transaction", "clear_expired", flow)
+            removed += deleted
+            if progress is not None:
+                progress(removed)
+            if found < batch:
+                return removed
+            if self._db.sqlite:
+                # SQLite has one write lock and its waiters poll with growing sleeps: a
+                # purge that takes the lock back at once starves writers in other
+                # processes. Leaving it free as long as it was held lets them in.
+                time.sleep(min(time.monotonic() - started, _MAX_PURGE_PAUSE))
 
-    # -- helpers --------------------------------------------------------------------------
+    def count_expired(self, now: float | None = None) -> int:
+        return self._db.run("read", "count_expired", self._flows.count_expired(now_or(now)))
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Hold this process's SQLite write lock around a write transaction (see above);
-        waiting for it counts against ``timeout`` like SQLite's own busy wait."""
-        if self._writer_lock is None:
-            yield
-            return
-        if not self._writer_lock.acquire(timeout=self._timeout):
-            raise SessionStoreError(
-                f"SQL session store (sqlite) timed out after {self._timeout:g} s waiting "
-                "for this process's other writers"
-            )
-        try:
-            yield
-        finally:
-            self._writer_lock.release()
+    def check(self) -> list[Finding]:
+        """The database reached, the table (present, current, or what it lacks) and its
+        rows counted; creates nothing, not even a missing SQLite file."""
+        with map_store_errors(self._db.label, "check", sa.exc.SQLAlchemyError):
+            return check_table(self.engine, self.table)
 
-    def _write_transaction(self, conn: sa.Connection) -> sa.RootTransaction:
-        """A transaction for read-then-write: on SQLite it holds the write lock from BEGIN.
+    # -- the per-user index ---------------------------------------------------------------
 
-        A deferred SQLite transaction that reads first fails instead of waiting when
-        another writer commits in between; BEGIN IMMEDIATE waits (busy timeout) instead.
-        """
-        transaction = conn.begin()
-        if self._sqlite:
-            dbapi_connection: Any = conn.connection.dbapi_connection
-            # A supplied engine may have begun already (Python 3.12 autocommit=False):
-            # then its deferred transaction still never loses an update, it may only fail.
-            if not dbapi_connection.in_transaction:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return transaction
+    def user_sessions(self, user_id: str | int, now: float | None = None) -> list[SessionInfo]:
+        flow = self._flows.user_sessions(user_text(user_id), now_or(now))
+        return self._db.run("read", "user_sessions", flow)
 
-    def _decode(self, key: str, row: Sequence[Any]) -> Record | None:
-        raw_data, created_at, expires_at, raw_expiry = row
-        try:
-            data = self.serializer.loads(raw_data)
-            if not isinstance(data, dict):
-                raise ValueError("session data is not a mapping")
-            expiry = None if raw_expiry is None else Expiry.from_json(json.loads(raw_expiry))
-        except Exception as exc:  # a custom serializer may raise anything on foreign bytes
-            logger.warning(
-                "session %s has undecodable data in the SQL store (%s); treated as absent",
-                key_fingerprint(key),
-                exc.__class__.__name__,
-            )
-            return None
-        return Record(data, created_at, expires_at, expiry)
+    def revoke_session(
+        self,
+        user_id: str | int,
+        session_id: str,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> bool:
+        flow = self._flows.revoke_session(user_text(user_id), session_id, now_or(now), stale_for)
+        return self._db.run("durable", "revoke_session", flow)
+
+    def revoke_user(
+        self,
+        user_id: str | int,
+        except_key: str | None = None,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> int:
+        flow = self._flows.revoke_user(user_text(user_id), except_key, now_or(now), stale_for)
+        return self._db.run("durable", "revoke_user", flow)
+
+    # -- administration -------------------------------------------------------------------
 
     def drop_table(self) -> None:
-        """Drop the session table and its index (tests, uninstall); created again on use."""
-        try:
-            with self._table_lock:
-                self.table.drop(self.engine, checkfirst=True)
-                self._table_ready = False
-        except SQLAlchemyError as exc:
-            raise SessionStoreError(f"SQL session store failed to drop its table: {exc}") from exc
+        """Drop the session table and its indexes (tests, uninstall); created again on use."""
+        self._db.drop_table()
 
     def close(self) -> None:
-        """Close pooled connections of an engine this store made; a passed engine is yours."""
+        """Close pooled connections of an engine this store made; a passed engine is yours.
+        Async connections close on their event loops (see ``aclose``)."""
         if self._owns_engine:
             self.engine.dispose()
+        if self._async is not None:
+            self._async.release()
 
+    # -- async twins: native on PostgreSQL and MariaDB, a thread hop elsewhere -------------
 
-def _pack_expiry(expiry: Expiry | None) -> str | None:
-    return None if expiry is None else json.dumps(expiry.to_json(), separators=(",", ":"))
+    async def _native(self) -> Pool | None:
+        return None if self._async is None else await self._async.pool()
+
+    async def _arun(self, pool: Pool, mode: Mode, name: str, flow: Flow[T]) -> T:
+        assert self._async is not None
+        return await self._async.run(pool, mode, name, flow)
+
+    async def aload(self, key: str, now: float) -> Loaded:
+        if (pool := await self._native()) is None:
+            return await super().aload(key, now)
+        return await self._arun(pool, "read", "load", self._flows.load(key, now))
+
+    async def ainsert(self, key: str, record: Record) -> bool:
+        if (pool := await self._native()) is None:
+            return await super().ainsert(key, record)
+        flow = self._flows.insert(key, record)
+        return await self._arun(pool, self._insert_mode, "insert", flow)
+
+    async def aupdate(self, key: str, change: Change, now: float) -> Written:
+        if (pool := await self._native()) is None:
+            return await super().aupdate(key, change, now)
+        if not change.touches_data:
+            flow = self._flows.touch(key, change, now)
+            return await self._arun(pool, "statement", "update", flow)
+        return await self._arun(pool, "transaction", "update", self._flows.update(key, change, now))
+
+    async def adelete(self, key: str, now: float, stale_until: float) -> Written:
+        if (pool := await self._native()) is None:
+            return await super().adelete(key, now, stale_until)
+        flow = self._flows.delete(key, now, stale_until)
+        return await self._arun(pool, "durable", "delete", flow)
+
+    async def arotate(
+        self, key: str, new_key: str, record: Record, now: float, stale_until: float
+    ) -> Written:
+        if (pool := await self._native()) is None:
+            return await super().arotate(key, new_key, record, now, stale_until)
+        flow = self._flows.rotate(key, new_key, record, now, stale_until)
+        return await self._arun(pool, "durable", "rotate", flow)
+
+    async def arenew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
+        if (pool := await self._native()) is None:
+            return await super().arenew(key, new_key, now, grace_until)
+        flow = self._flows.renew(key, new_key, now, grace_until)
+        return await self._arun(pool, "transaction", "renew", flow)
+
+    async def aclear_expired(
+        self, now: float | None = None, progress: Progress | None = None
+    ) -> int:
+        if (pool := await self._native()) is None:
+            return await super().aclear_expired(now, progress)
+        now, batch, removed = now_or(now), max(1, self.clear_batch_size), 0
+        while True:  # one short transaction per batch, as clear_expired
+            flow = self._flows.clear_batch(now, batch)
+            found, deleted = await self._arun(pool, "transaction", "clear_expired", flow)
+            removed += deleted
+            if progress is not None:
+                progress(removed)
+            if found < batch:
+                return removed
+
+    async def acount_expired(self, now: float | None = None) -> int:
+        if (pool := await self._native()) is None:
+            return await super().acount_expired(now)
+        flow = self._flows.count_expired(now_or(now))
+        return await self._arun(pool, "read", "count_expired", flow)
+
+    async def auser_sessions(
+        self, user_id: str | int, now: float | None = None
+    ) -> list[SessionInfo]:
+        if (pool := await self._native()) is None:
+            return await super().auser_sessions(user_id, now)
+        flow = self._flows.user_sessions(user_text(user_id), now_or(now))
+        return await self._arun(pool, "read", "user_sessions", flow)
+
+    async def arevoke_session(
+        self,
+        user_id: str | int,
+        session_id: str,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> bool:
+        if (pool := await self._native()) is None:
+            return await super().arevoke_session(user_id, session_id, now, stale_for)
+        flow = self._flows.revoke_session(user_text(user_id), session_id, now_or(now), stale_for)
+        return await self._arun(pool, "durable", "revoke_session", flow)
+
+    async def arevoke_user(
+        self,
+        user_id: str | int,
+        except_key: str | None = None,
+        now: float | None = None,
+        stale_for: float = DEFAULT_STALE_WINDOW,
+    ) -> int:
+        if (pool := await self._native()) is None:
+            return await super().arevoke_user(user_id, except_key, now, stale_for)
+        flow = self._flows.revoke_user(user_text(user_id), except_key, now_or(now), stale_for)
+        return await self._arun(pool, "durable", "revoke_user", flow)
+
+    async def aclose(self) -> None:
+        """Close this loop's async connections now, the others on their own loops."""
+        if self._async is not None:
+            await self._async.aclose()
+        self.close()

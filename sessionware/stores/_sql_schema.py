@@ -1,36 +1,35 @@
-"""The SQL store's table, its URL handling, and the per-driver connection settings.
+"""The SQL store's table, and bringing an existing one up to date at first use.
 
-Kept apart from ``_sql`` so the store module reads as the five operations only.
+The schema is documented on ``SQLStore``. Tables made by earlier versions lack the
+columns of stale keys, renewal and the per-user index; ``prepare_table`` adds them (with
+values that make every old row a live record) and the user index, without touching data.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import select
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
 
-# What driverless URLs become, and the extra that installs each driver.
-_DEFAULT_DRIVERS = {
-    "postgresql": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mysql+pymysql",  # the mysql dialect detects MariaDB by itself
-}
-_EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
-# Connections each store keeps (see make_engine); more requests than this queue for one.
-POOL_SIZE = 10
+# What a row holds, in its ``kind`` column.
+RECORD = "record"  # a live session (or an expired one, until clear_expired)
+STALE = "stale"  # an ended key: flushed, rotated away or revoked
+MOVED = "moved"  # a renewed key, pointing at its successor in ``target``
+
+USER_ID_BYTES = 255  # the longest user id the index column holds, UTF-8 encoded
+
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+# Columns added after the first version; an older table gets them at first use.
+_ADDED_COLUMNS = ("kind", "target", "key_at", "updated_at", "user_id")
+_MYSQL = ("mysql", "mariadb")
 
 
-def check_table_name(name: str) -> str:
+def check_table_name(name: object) -> str:
     """A plain identifier short enough for every database's index name limit."""
+    if not isinstance(name, str):
+        raise TypeError(f"table must be a str, not {type(name).__name__}")
     if not _TABLE_NAME.fullmatch(name):
         raise ValueError(
             f"table name {name!r} must be a plain identifier of at most 48 characters "
@@ -39,180 +38,79 @@ def check_table_name(name: str) -> str:
     return name
 
 
-def session_table(metadata: sa.MetaData, name: str) -> sa.Table:
-    """The schema documented on ``SQLStore``; the keys compare byte for byte everywhere."""
-    key_type = sa.String(64).with_variant(
-        # MySQL's default collations ignore case; session keys must not.
-        mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"),
-        "mysql",
-        "mariadb",
+class UserId(sa.types.TypeDecorator[str]):
+    """A user id compared byte for byte everywhere.
+
+    MySQL's text collations ignore case (and trailing spaces), so ``"Ada"`` would list
+    the sessions of ``"ada "``; there the column is ``VARBINARY`` and the text is encoded.
+    """
+
+    impl = sa.String(USER_ID_BYTES)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(USER_ID_BYTES))
+        return dialect.type_descriptor(sa.String(USER_ID_BYTES))
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if value is not None and dialect.name in _MYSQL:
+            return value.encode("utf-8", "surrogatepass")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value).decode("utf-8", "surrogatepass")
+        return None if value is None else str(value)
+
+
+def _key_type() -> sa.types.TypeEngine[str]:
+    # MySQL's default collations ignore case; session keys must not.
+    return sa.String(64).with_variant(
+        mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), *_MYSQL
     )
-    data_type = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+def session_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    """The schema documented on ``SQLStore``."""
+    data_type = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL)
     return sa.Table(
         name,
         metadata,
-        sa.Column("session_key", key_type, primary_key=True),
+        sa.Column("session_key", _key_type(), primary_key=True),
         sa.Column("data", data_type, nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
         sa.Column("expiry", sa.String(64), nullable=True),
+        sa.Column("kind", sa.String(8), nullable=False, server_default=RECORD),
+        sa.Column("target", _key_type(), nullable=True),
+        sa.Column("key_at", sa.Double(), nullable=True),
+        sa.Column("updated_at", sa.Double(), nullable=True),
+        sa.Column("user_id", UserId(), nullable=True),
         sa.Index(f"ix_{name}_expires_at", "expires_at"),
+        sa.Index(f"ix_{name}_user_id", "user_id"),
         mysql_engine="InnoDB",
     )
 
 
-def engine_url(url: str) -> tuple[sa.URL, str | None]:
-    """The SQLAlchemy URL for a store URL, and the sessionware extra that provides its driver.
+def prepare_table(conn: sa.Connection, table: sa.Table) -> None:
+    """Create the table, or add what an older version's table lacks.
 
-    ``postgresql://`` becomes ``postgresql+psycopg://``; ``mysql://`` and ``mariadb://``
-    become ``mysql+pymysql://``. A URL that names its driver is kept as it is.
+    Safe to run from several processes at once only with a retry: two of them may both
+    find a column missing, and the slower one's ``ALTER TABLE`` then fails; looking
+    again finds the table complete (see ``SQLStore``).
     """
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ValueError(f"not a database URL: {exc}") from None
-    if parsed.drivername in _DEFAULT_DRIVERS:
-        parsed = parsed.set(drivername=_DEFAULT_DRIVERS[parsed.drivername])
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite" and _is_memory_sqlite(parsed):
-        raise ValueError(
-            "an in-memory SQLite database is private to one connection and lost on close; "
-            "give a file path (sqlite:///sessions.db) or use MemoryStore"
-        )
-    return parsed, _EXTRAS.get(driver)
-
-
-def _is_memory_sqlite(url: sa.URL) -> bool:
-    database = url.database or ""
-    return database in ("", ":memory:") or url.query.get("mode") == "memory"
-
-
-def make_engine(url: str, timeout: float) -> sa.Engine:
-    """An engine with timeouts on connect, statements and pool waits; it does not connect."""
-    parsed, extra = engine_url(url)
-    backend, _, driver = parsed.drivername.partition("+")
-    # Hidden parameters: an error message (and its log line) never shows a session key.
-    kwargs: dict[str, Any] = {
-        "pool_timeout": timeout,
-        "hide_parameters": True,
-        # A fixed pool and no overflow: past its pool_size, SQLAlchemy's default pool
-        # closes every connection handed back, so a steady 16 concurrent requests opened
-        # ~200 PostgreSQL connections a second (p99 100-300 ms). A session query takes well
-        # under a millisecond, so waiting for a pooled connection is the cheaper queue.
-        "pool_size": POOL_SIZE,
-        "max_overflow": 0,
-    }
-    if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": timeout, "check_same_thread": False}
-    else:
-        kwargs["connect_args"] = _server_connect_args(parsed, driver, timeout)
-        # A server restart leaves dead pooled connections; they must be replaced unnoticed.
-        # Our drivers get the cheap check below; any other driver a ping on each checkout.
-        kwargs["pool_pre_ping"] = driver not in _SOCKET_OF
-        if backend in ("mysql", "mariadb"):
-            # Fewer gap locks on InnoDB, so concurrent requests wait on each other less.
-            kwargs["isolation_level"] = "READ COMMITTED"
-    try:
-        engine = sa.create_engine(parsed, **kwargs)
-    except ImportError as exc:
-        if extra is None:
-            raise
-        raise ImportError(
-            f"the {driver} driver for {backend} is not installed: "
-            f"pip install 'sessionware[{extra}]'"
-        ) from exc
-    except sa.exc.ArgumentError as exc:  # e.g. an unknown database or driver name
-        raise ValueError(f"unusable database URL: {exc}") from None
-    if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_on_connect)
-    if backend == "postgresql":
-        event.listen(engine, "connect", _postgres_on_connect)
-    if driver in _SOCKET_OF:
-        event.listen(engine, "checkout", _PingIfHungUp(engine.dialect, _SOCKET_OF[driver]))
-    return engine
-
-
-def _postgres_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    """Commit session writes without waiting for the WAL flush.
-
-    A crash may then lose the last moments of session changes (never corrupt them), and
-    commits stop queueing behind the flushes of a big ``clear_expired()``. Deletes (logout,
-    key rotation) turn it back on for their own transaction, so they are never lost.
-    """
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SET synchronous_commit TO off")
-    finally:
-        cursor.close()
-    dbapi_connection.commit()  # a plain SET in a committed transaction lasts the session
-
-
-class _PingIfHungUp:
-    """Pool checkout hook: ping only connections whose socket shows input or a hang-up.
-
-    ``pool_pre_ping`` costs a round trip per checkout. An idle, healthy connection has
-    nothing to read; a server that restarted or timed the connection out has sent an
-    error and closed the socket. Only then do we ping, and a failed ping makes the pool
-    reconnect (``DisconnectionError``) instead of failing the request.
-    """
-
-    def __init__(self, dialect: sa.Dialect, socket_of: Callable[[Any], Any]) -> None:
-        self.dialect = dialect
-        self.socket_of = socket_of
-
-    def __call__(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        try:
-            sock = self.socket_of(dbapi_connection)
-            if sock is not None and not _has_input(sock):
-                return
-            self.dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # any failure here means "do not use this connection"
-            raise sa.exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
-
-
-def _has_input(sock: Any) -> bool:
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))  # POLLHUP / POLLERR are always reported
-    readable, _, broken = select.select([sock], [], [sock], 0)  # pragma: no cover - Windows
-    return bool(readable or broken)  # pragma: no cover
-
-
-# How to reach the socket of a DBAPI connection, for the drivers we configure.
-_SOCKET_OF: dict[str, Callable[[Any], Any]] = {
-    "psycopg": lambda conn: conn.fileno(),
-    "pymysql": lambda conn: conn._sock,  # private but stable; None once closed
-}
-
-
-def _server_connect_args(url: sa.URL, driver: str, timeout: float) -> dict[str, Any]:
-    if driver == "psycopg":
-        options = str(url.query.get("options", ""))
-        if "statement_timeout" not in options:
-            options = f"{options} -c statement_timeout={math.ceil(timeout * 1000)}".strip()
-        # libpq takes whole seconds and treats anything under 2 as 2.
-        return {"connect_timeout": max(2, math.ceil(timeout)), "options": options}
-    if driver == "pymysql":
-        return {
-            "connect_timeout": timeout,
-            # Lock waits fail cleanly on the server before the socket read gives up.
-            "init_command": f"SET SESSION innodb_lock_wait_timeout = {math.ceil(timeout)}",
-            "read_timeout": math.ceil(timeout) + 1.0,
-            "write_timeout": timeout,
-        }
-    return {}
-
-
-def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # SQLAlchemy's documented recipe: the driver emits no BEGIN of its own. A statement
-    # alone is its own transaction; SQLStore emits BEGIN IMMEDIATE where it needs more.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        # WAL: readers never block the writer; NORMAL sync is durable across crashes of
-        # the application (only a power loss may lose the last commits).
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(table.name):
+        table.create(conn)
+        return
+    present = {column["name"] for column in inspector.get_columns(table.name)}
+    quoted = conn.dialect.identifier_preparer.format_table(table)
+    for name in _ADDED_COLUMNS:
+        if name not in present:
+            ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {ddl}")
+    indexed = {index["name"] for index in inspector.get_indexes(table.name)}
+    for index in table.indexes:
+        if index.name not in indexed:
+            index.create(conn)

@@ -2,8 +2,10 @@
 
 One ``sessionware demo`` process (SQLite in a scratch directory) and one Playwright
 driver serve the whole package; every test gets its own browser, started on a fresh
-profile directory, so no cookie leaks from one test into the next. Without Chromium
-the tests skip with the reason; under ``CI=true`` they fail instead.
+profile directory, so no cookie leaks from one test into the next. Tests that race
+requests or need a chosen store use ``served_demo`` instead: the demo in this process,
+on SQLite or Redis, with slow writers and a gate (``served.py``). Without Chromium the
+tests skip with the reason; under ``CI=true`` they fail instead.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from tests.browser.helpers import Screenshots, launch
+from tests.browser.served import ServedDemo, serve_demo
 from tests.servers import in_ci
+from tests.stores.factories import make_store
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS_ENV = "SESSIONWARE_SCREENSHOTS"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout under test
 
 
 @pytest.fixture(scope="package")
@@ -68,6 +73,8 @@ def demo_url(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     url = f"http://127.0.0.1:{port}"
     # An unsigned cookie, as a plain `sessionware demo` gives: its value is the key shown.
     env = {name: value for name, value in os.environ.items() if name != "SESSIONWARE_SECRET_KEY"}
+    # This checkout's sessionware, whatever an installed copy elsewhere may be.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "sessionware", "demo"]
     command += ["--store", f"sqlite:///{directory / 'demo.db'}", "--host", "127.0.0.1"]
     command += ["--port", str(port)]
@@ -110,6 +117,28 @@ def context(
 ) -> Iterator[BrowserContext]:
     """A browser of its own for this test, on a fresh profile; relative URLs go to the demo."""
     browser = launch(driver, chromium, profile, demo_url)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def served_demo(
+    request: pytest.FixtureRequest, chromium: str, tmp_path: Path
+) -> Iterator[ServedDemo]:
+    """The demo in this process on a fresh SQLite or Redis store, for this test alone."""
+    del chromium
+    with make_store(request.param, tmp_path) as store, serve_demo(request.param, store) as served:
+        yield served
+
+
+@pytest.fixture
+def served_context(
+    driver: Playwright, chromium: str, served_demo: ServedDemo, profile: Path
+) -> Iterator[BrowserContext]:
+    """A browser of its own for this test, whose relative URLs go to ``served_demo``."""
+    browser = launch(driver, chromium, profile, served_demo.url)
     try:
         yield browser
     finally:

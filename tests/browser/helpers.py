@@ -125,8 +125,8 @@ def expires_in(cookie: Cookie) -> float:
 def assert_replay_is_anonymous(context: BrowserContext, base_url: str, value: str) -> None:
     """A second browser that sends the cookie value ``value`` gets an anonymous session.
 
-    It is also told to drop that cookie (the middleware deletes a cookie that led to no
-    live session).
+    The key was ended moments ago, so it is a stale key (API.md §5): the response leaves
+    that browser's cookie alone, and the page says the cookie names no live session.
     """
     with second_browser(context, base_url) as other:
         other.add_cookies([{"name": SESSION_COOKIE, "value": value, "url": base_url}])
@@ -139,7 +139,10 @@ def assert_replay_is_anonymous(context: BrowserContext, base_url: str, value: st
         assert text(stolen, "get-default") == "'Guest'"
         assert text(stolen, "nav-user") == "Not signed in"
         assert session_data(stolen) == {}
-        assert session_cookie(other, base_url) is None
+        assert stolen.locator("#session-ended").is_visible()
+        replayed = session_cookie(other, base_url)
+        assert replayed is not None
+        assert replayed["value"] == value
 
 
 class Screenshots:

@@ -248,3 +248,26 @@ def test_logout_drops_the_cookie_and_the_old_value_is_anonymous(
     assert text(page, "session-key") == NO_SESSION
 
     assert_replay_is_anonymous(context, demo_url, old_cookie)
+
+
+def test_title_active_tab_icon_and_not_found_page(page: Page) -> None:
+    page.goto("/")
+    assert page.title() == "sessionware demo"
+    page.goto("/login")
+    assert page.locator("#nav-login").get_attribute("class") == "active"
+    submit(page, "login", username="ann")
+    assert page.title() == "Log in · sessionware demo"
+    # Logged in, the account tab reads "Log out" and is still the highlighted one.
+    assert page.locator("nav a.active").all_inner_texts() == ["Log out"]
+
+    icon = page.goto("/favicon.ico")
+    assert icon is not None
+    assert icon.status == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+
+    missing = page.goto("/no-such-page")
+    assert missing is not None
+    assert missing.status == 404
+    assert text(page, "page-title") == "Page not found"
+    assert page.title() == "Page not found · sessionware demo"
+    assert text(page, "nav-user") == "Signed in as ann"  # the demo's own layout

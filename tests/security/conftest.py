@@ -11,7 +11,7 @@ import pytest
 
 from sessionware.stores.base import SessionStore
 from tests.security.fuzzing import TALLY
-from tests.security.support import Clock, PrivateRedis, free_port, require_redis_server
+from tests.security.support import Clock
 from tests.stores.factories import make_store
 
 
@@ -35,22 +35,6 @@ def server_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ses
     """Each server-side store (Redis ones skip locally, fail under CI, without a server)."""
     with make_store(request.param, tmp_path) as store:
         yield store
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    """A running ``redis-server`` of this test alone (never the shared one on 6379)."""
-    binary = require_redis_server()
-    for _ in range(3):  # another process may take the free port before the server binds it
-        server = PrivateRedis(binary, free_port())
-        if server.launch():
-            break
-    else:
-        pytest.fail("could not start a private redis-server")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class _FuzzSummary:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import base64
-import shutil
-import socket
 import string
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.clients import Client
-from tests.servers import in_ci
 
 COOKIE = "sessionid"
 B64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
@@ -148,117 +142,6 @@ def base64_needles(plain: bytes) -> list[str]:
             if len(needle) >= 8:
                 needles.append(needle)
     return needles
-
-
-# -- a private Redis server ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def require_redis_server() -> str:
-    """The ``redis-server`` binary; skip (locally) or fail (CI=true) if it is missing."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed"
-        if in_ci():
-            pytest.fail(message + " (CI=true: the outage tests must run)")
-        pytest.skip(message)
-    return binary
-
-
-@dataclass
-class PrivateRedis:
-    """A ``redis-server`` of this test alone, on its own port: stopped and restarted at will."""
-
-    binary: str
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        if not self.launch():
-            pytest.fail(f"private redis-server did not start on port {self.port}")
-
-    def launch(self) -> bool:
-        """Start the server; False if it did not come up (say, its port was taken)."""
-        assert self.process is None, "already running"
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while self.process.poll() is None and time.monotonic() < deadline:
-            try:
-                if self.info("server", "process_id") == str(self.process.pid):
-                    return True  # ours answers (not some other server that holds the port)
-            except OSError:
-                pass
-            time.sleep(0.02)
-        self.stop()
-        return False
-
-    def stop(self) -> None:
-        """Stop the server now (its data is gone: it runs without persistence)."""
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def command(self, *args: str | bytes) -> bytes:
-        """Send one command on a fresh connection: a simple reply's line, or a bulk's body."""
-        parts = [a.encode() if isinstance(a, str) else a for a in args]
-        request = b"*%d\r\n" % len(parts)
-        for part in parts:
-            request += b"$%d\r\n%s\r\n" % (len(part), part)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
-            conn.sendall(request)
-            reply = b""
-            while True:
-                line, found, rest = reply.partition(b"\r\n")
-                if found and not line.startswith(b"$"):
-                    return line
-                if found and len(rest) >= int(line[1:]) + 2:
-                    return rest[: int(line[1:])]
-                chunk = conn.recv(65536)
-                if not chunk:
-                    raise ConnectionError("redis closed the connection")
-                reply += chunk
-
-    def info(self, section: str, field: str) -> str:
-        for line in self.command("INFO", section).decode().splitlines():
-            name, _, value = line.partition(":")
-            if name == field:
-                return value
-        raise KeyError(field)
-
-    def dbsize(self) -> int:
-        return int(self.command("DBSIZE")[1:])
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:

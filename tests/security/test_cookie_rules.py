@@ -35,7 +35,7 @@ MIDDLEWARES = [
 @pytest.fixture(params=["cookie-store", "memory-store"])
 def store_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "cookie-store":
-        return {"store": CookieStore(), "secret_key": "rules-secret"}
+        return {"store": CookieStore(), "secret_key": "rules-secret-0123456789abcdef0123456789"}
     return {"store": MemoryStore()}
 
 

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from sessionware._cookies import MAX_COOKIE_SIZE
-from sessionware._records import Record
+from sessionware._formats import CookieFormat, Payload
+from sessionware._serializers import FieldCodec, JSONSerializer
 from sessionware.stores import CookieStore
-from sessionware.stores._cookie import CookieCodec
 from tests.conftest import MakeClient
 from tests.security.support import (
     B64_ALPHABET,
@@ -40,8 +40,9 @@ def encrypt(request: pytest.FixtureRequest) -> bool:
     return value
 
 
-def codec(encrypt: bool, *secrets: str) -> CookieCodec:
-    return CookieStore(encrypt=encrypt).codec([s.encode() for s in secrets])
+def codec(encrypt: bool, *secrets: str) -> CookieFormat:
+    fields = FieldCodec(JSONSerializer())
+    return CookieStore(encrypt=encrypt).cookie_format([s.encode() for s in secrets], fields)
 
 
 def holding_a_secret(make_client: MakeClient, encrypt: bool) -> tuple[str, str]:
@@ -95,8 +96,9 @@ def test_rotation_accepts_the_old_secret_and_re_sends_under_the_first(
     new_value = sent_value(response)
     decoded = codec(encrypt, NEW).decode(new_value)
     assert decoded is not None
-    assert decoded[0] == key
-    assert decoded[1].data == {SECRET_NAME: SECRET_VALUE}
+    assert decoded.key == key
+    assert decoded.payload is not None
+    assert decoded.payload.data == {SECRET_NAME: SECRET_VALUE}
     assert codec(encrypt, SECRET).decode(new_value) is None  # the first secret made it
     assert session_cookies(replay(rotated, new_value)) == []
     retired = make_client(store=CookieStore(encrypt=encrypt), secret_key=[NEW])
@@ -108,7 +110,7 @@ def test_rotation_accepts_the_old_secret_and_re_sends_under_the_first(
 
 
 def test_every_variant_family_is_generated_for_both_codecs() -> None:
-    record = Record({"a": 1}, 1.0, 2.0)
+    record = Payload({"a": 1}, 1.0, 2.0)
     for encrypt in (False, True):
         names = tampered_variants(codec(encrypt, SECRET).encode("k" * 43, record))
         for family in ("char", "segment0-byte", "truncated-", "appended-"):
@@ -134,7 +136,7 @@ def test_every_single_bit_flip_of_the_cookie_text_is_refused(encrypt: bool) -> N
     """Exhaustive on the codec: each character of the cookie, each of its 6 base64 bits."""
     now = time.time()
     good = codec(encrypt, SECRET)
-    value = good.encode("k" * 43, Record({SECRET_NAME: SECRET_VALUE}, now, now + 60))
+    value = good.encode("k" * 43, Payload({SECRET_NAME: SECRET_VALUE}, now, now + 60))
     accepted = [
         (position, bit)
         for position, char in enumerate(value)
@@ -149,7 +151,7 @@ def test_every_single_bit_flip_of_the_cookie_bytes_is_refused(encrypt: bool) -> 
     """Exhaustive on the codec: each bit of each decoded byte of every segment."""
     now = time.time()
     good = codec(encrypt, SECRET)
-    value = good.encode("k" * 43, Record({SECRET_NAME: SECRET_VALUE}, now, now + 60))
+    value = good.encode("k" * 43, Payload({SECRET_NAME: SECRET_VALUE}, now, now + 60))
     accepted = []
     segments = value.split(".")
     for number, segment in enumerate(segments):
@@ -175,7 +177,7 @@ def test_an_oversized_cookie_fails_loudly_with_a_500_naming_size_and_limit(
         response = replay(client, before, "/set?k=big&v=" + "x" * 5000)
     assert response.status_code == 500
     assert session_cookies(response) == []  # never a cookie the browser would drop
-    (record,) = [r for r in caplog.records if r.name == "sessionware"]
+    (record,) = [r for r in caplog.records if r.name.startswith("sessionware")]
     assert record.levelno == logging.ERROR
     logged = logging.Formatter().format(record)  # the message, and a traceback if any
     numbers = {int(n) for n in re.findall(r"\d+", logged)}

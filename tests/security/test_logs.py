@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,19 +17,22 @@ from pathlib import Path
 import pytest
 
 from sessionware._keys import key_fingerprint, new_key
-from sessionware._records import Record
+from sessionware._records import Loaded
 from sessionware.stores import CookieStore, MemoryStore, RedisStore, SQLStore
+from sessionware.stores.base import SessionStore
 from tests.conftest import MakeClient
 from tests.counting import CountingStore
 from tests.security.support import (
-    PrivateRedis,
     as_json,
     is_deletion,
     replay,
     sent_value,
+    session_cookies,
 )
+from tests.servers import PrivateRedis
+from tests.stores.factories import ALL_KINDS, make_store
 
-SECRET_KEY = "logs-secret-0123456789abcdef"
+SECRET_KEY = "logs-secret-0123456789abcdef0123456789"
 PASSWORD = "pw-Tr0ub4dor-and-3"
 CARD = "4111-1111-1111-1111"
 TOKEN = "api-token-7f3a9c"
@@ -42,18 +46,18 @@ class RacingStore(CountingStore):
 
     armed = False
 
-    def load(self, key: str, now: float) -> Record | None:
+    def load(self, key: str, now: float) -> Loaded:
         record = super().load(key, now)
         if self.armed and record is not None:
             self.armed = False
-            self.inner.delete(key)
+            self.inner.delete(key, now, now + 60)
         return record
 
-    async def aload(self, key: str, now: float) -> Record | None:
+    async def aload(self, key: str, now: float) -> Loaded:
         record = await super().aload(key, now)
         if self.armed and record is not None:
             self.armed = False
-            await self.inner.adelete(key)
+            await self.inner.adelete(key, now, now + 60)
         return record
 
 
@@ -101,7 +105,7 @@ def test_login_logout_and_conflict_logs_show_no_key_and_no_data(
         replay(client, cookie, f"/set?k=password&v={PASSWORD}")
         store.armed = True  # another request logs out while this one saves
         conflict = replay(client, cookie, f"/set?k=card&v={CARD}")
-        assert is_deletion(conflict)
+        assert session_cookies(conflict) == []  # dropped: the cookie is left alone
         other = sent_value(client.get(f"/set?k=token&v={TOKEN}"))
         other_key = as_json(replay(client, other))["key"]
         assert is_deletion(replay(client, other, "/flush"))  # logout
@@ -144,7 +148,9 @@ def test_unreadable_record_and_outage_logs_show_no_key_and_no_data(
     records = ours(caplog)
     unreadable = [r for r in records if "unreadable" in r.getMessage()]
     assert [key_fingerprint(corrupt) in r.getMessage() for r in unreadable] == [True]
-    failures = [r for r in records if r.name == "sessionware" and r.levelno >= logging.ERROR]
+    failures = [
+        r for r in records if r.name.startswith("sessionware") and r.levelno >= logging.ERROR
+    ]
     assert len(failures) == 3  # two failed loads, one failed save: each logged with its cause
     assert_nothing_secret(records, {cookie, corrupt} | DATA_VALUES)
 
@@ -167,7 +173,9 @@ def test_sql_store_failure_logs_show_no_key_and_no_data(
             assert replay(client, cookie, "/cycle").status_code == 503
         locker.execute("ROLLBACK")
     records = ours(caplog)
-    failures = [r for r in records if r.name == "sessionware" and r.levelno >= logging.ERROR]
+    failures = [
+        r for r in records if r.name.startswith("sessionware") and r.levelno >= logging.ERROR
+    ]
     assert len(failures) == 2
     assert_nothing_secret(records, {cookie, key} | DATA_VALUES)
 
@@ -181,5 +189,57 @@ def test_an_oversized_cookie_log_shows_no_data(
         response = replay(client, cookie, f"/set?k=card&v={CARD}{'x' * 5000}")
     assert response.status_code == 500
     records = ours(caplog)
-    assert [r.levelno for r in records if r.name == "sessionware"] == [logging.ERROR]
+    assert [r.levelno for r in records if r.name.startswith("sessionware")] == [logging.ERROR]
     assert_nothing_secret(records, {cookie} | DATA_VALUES)
+
+
+@pytest.fixture
+def every_logger_at_debug() -> Iterator[logging.Handler]:
+    """Every logger of the process at DEBUG (sqlalchemy.engine, redis, ours...), captured."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    handler.records = records  # type: ignore[attr-defined]
+    names = ["", *logging.root.manager.loggerDict]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    logging.root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logging.root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(params=ALL_KINDS)
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
+    with make_store(request.param, tmp_path) as store:
+        yield store
+
+
+def test_a_whole_session_life_at_debug_logs_no_key_and_no_data(
+    make_client: MakeClient,
+    any_store: SessionStore,
+    every_logger_at_debug: logging.Handler,
+) -> None:
+    """Login, work, rotation, logout and the purge, with every logger at DEBUG, on every
+    server-side store: nothing logged anywhere names a key, a cookie or a value."""
+    server_store = any_store
+    client = make_client(store=server_store)
+    anonymous = sent_value(client.get(f"/set?k=password&v={PASSWORD}"))
+    login = replay(client, anonymous, "/cycle")
+    cookie = sent_value(login)
+    replay(client, cookie, f"/set?k=card&v={CARD}")
+    replay(client, cookie, f"/set?k=token&v={TOKEN}")
+    keys = {as_json(replay(client, cookie))["key"], as_json(login)["before"]}
+    assert is_deletion(replay(client, cookie, "/flush"))
+    server_store.clear_expired(time.time() + 10 * 365 * 86400)
+    records: list[logging.LogRecord] = every_logger_at_debug.records  # type: ignore[attr-defined]
+    seen = [r for r in records if not r.name.startswith(CLIENT_LOGGERS)]
+    assert_nothing_secret(seen, {anonymous, cookie, *keys} | DATA_VALUES)

@@ -16,7 +16,6 @@ from tests.conftest import MakeClient
 from tests.counting import CountingStore
 from tests.security.support import (
     EMPTY,
-    PrivateRedis,
     as_json,
     is_deletion,
     replay,
@@ -24,6 +23,7 @@ from tests.security.support import (
     session_cookies,
     wait_until,
 )
+from tests.servers import PrivateRedis
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ def test_a_bad_signature_is_no_cookie_at_all_and_asks_the_store_nothing(
     assert store.total == 0, store.calls
     store.reset()
     written = replay(client, forged, "/set?k=planted&v=1")
-    assert store.calls == {"create": 1}  # a fresh session: the forged key was never looked up
+    assert store.calls == {"insert": 1}  # a fresh session: the forged key was never looked up
     new_value = sent_value(written)
     assert signer(NEW).unsign(new_value) is not None
     assert new_value.rpartition(".")[0] != key

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sessionware._serializers import FieldCodec, JSONSerializer
 from sessionware.stores import CookieStore, MemoryStore
 from tests.conftest import MakeClient
 from tests.security.support import (
@@ -45,8 +46,9 @@ class Backend:
         the cookie's signature (or encryption) is still valid."""
         if self.store is not None:
             return self.store.load(key, saved_at) is not None
-        codec = CookieStore(encrypt=self.encrypt).codec([SECRET.encode()])
-        return codec.decode(value) is not None
+        codec = FieldCodec(JSONSerializer())
+        cookie_format = CookieStore(encrypt=self.encrypt).cookie_format([SECRET.encode()], codec)
+        return cookie_format.decode(value) is not None
 
 
 @pytest.fixture(params=["memory", "cookie-signed", "cookie-encrypted"])

@@ -7,13 +7,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sessionware._serializers import Serializer
 from sessionware.stores.base import SessionStore
-from tests.servers import MYSQL_URL, POSTGRES_URL, REDIS_URL, require_server
+from tests.servers import MEMCACHED_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, require_server
 
-SERVER_KINDS = {"redis": "redis", "postgres": "postgres", "mysql": "mysql", "cached": "redis"}
-ALL_KINDS = ["memory", "file", "sqlite", "postgres", "mysql", "redis", "cached"]
-SERIALIZING_KINDS = ["file", "sqlite", "postgres", "mysql", "redis"]
+SERVER_KINDS = {
+    "redis": "redis",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "cached": "redis",
+    "memcached": "memcached",
+}
+ALL_KINDS = ["memory", "file", "sqlite", "postgres", "mysql", "redis", "cached", "memcached"]
 
 
 def unique(prefix: str) -> str:
@@ -25,9 +29,7 @@ def _nothing() -> None:
 
 
 @contextmanager
-def make_store(
-    kind: str, tmp_path: Path, serializer: Serializer | None = None
-) -> Iterator[SessionStore]:
+def make_store(kind: str, tmp_path: Path) -> Iterator[SessionStore]:
     """Build a fresh, empty store of ``kind``; drop what it created on exit."""
     if kind in SERVER_KINDS:
         require_server(SERVER_KINDS[kind])
@@ -38,19 +40,17 @@ def make_store(
     if kind == "memory":
         store = stores.MemoryStore()
     elif kind == "file":
-        store = stores.FileStore(tmp_path / "sessions", serializer=serializer)
+        store = stores.FileStore(tmp_path / "sessions")
     elif kind in ("sqlite", "postgres", "mysql"):
         url = {
             "sqlite": f"sqlite:///{tmp_path / 'sessions.db'}",
             "postgres": POSTGRES_URL,
             "mysql": MYSQL_URL,
         }[kind]
-        sql = stores.SQLStore(url, table=unique("sw_test"), serializer=serializer)
+        sql = stores.SQLStore(url, table=unique("sw_test"))
         store, cleanup = sql, sql.drop_table
     elif kind == "redis":
-        redis_store = stores.RedisStore(
-            REDIS_URL, prefix=unique("swtest") + ":", serializer=serializer
-        )
+        redis_store = stores.RedisStore(REDIS_URL, prefix=unique("swtest") + ":")
         store = redis_store
 
         def cleanup() -> None:
@@ -64,6 +64,13 @@ def make_store(
         def cleanup() -> None:
             cache.delete_all()
             backing.drop_table()
+
+    elif kind == "memcached":
+        memcached = stores.MemcachedStore(MEMCACHED_URL, prefix=unique("swtest") + ":")
+        store = memcached
+
+        def cleanup() -> None:
+            memcached.delete_all()
 
     else:  # pragma: no cover - a typo in a parametrize list
         raise ValueError(kind)

@@ -1,323 +1,430 @@
-"""CachedStore on real Redis servers: read-through, write-through, coherence, outages."""
+"""CachedStore on a real Redis cache and a real store: the whole contract (the kit), the
+cost of each operation, coherence between workers, races between a fill and a write,
+lifetimes, and which components it accepts. Outages are in ``test_cached_outages``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-import redis
 
 from sessionware._errors import SessionStoreError
 from sessionware._expiry import Expiry
-from sessionware._keys import new_key
-from sessionware._records import Change, Record
-from sessionware._serializers import JSONSerializer, Serializer
-from sessionware.stores import CachedStore, RedisStore
-from sessionware.stores.base import SessionStore
-from tests.servers import REDIS_URL, require_server
+from sessionware._keys import info_id, new_key
+from sessionware.stores import CachedStore, CookieStore, FileStore, MemoryStore, RedisStore
+from sessionware.stores._cached_entries import META, Found, read_entry
+from sessionware.stores.base import Loaded, Record, SessionStore, Stale
+from sessionware.testing.conformance import (
+    HOUR,
+    StoreConformance,
+    change,
+    field,
+    fields,
+    live,
+    record,
+)
+from tests.counting import CountingStore
+from tests.servers import REDIS_URL
+from tests.stores.cached_parts import BACKINGS, FAST, Hooked, Site, backing
 from tests.stores.factories import unique
-from tests.stores.test_redis import CLOSED_URL, MODES, CommandLog, change, record, twin
+from tests.stores.test_redis import MODES, twin
 
 pytestmark = pytest.mark.redis
 
-NOW = time.time()
+
+@pytest.fixture(params=BACKINGS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    with backing(request.param, tmp_path) as open_store:
+        made = Site(open_store)
+        yield made
+        made.close()
 
 
-class Parts:
-    """A cache and a store, each a RedisStore on its own prefix; ``twin()`` builds more
-    stores on the same prefixes, as other processes would."""
+def role(loaded: Loaded) -> bytes:
+    return live(loaded).fields["role"]
 
-    def __init__(self) -> None:
-        self.cache_prefix = unique("swcache") + ":"
-        self.store_prefix = unique("swstore") + ":"
-        self.made: list[RedisStore] = []
-        self.cache = self.redis(self.cache_prefix)
-        self.store = self.redis(self.store_prefix)
 
-    def redis(self, prefix: str, url: str = REDIS_URL, **kwargs: Any) -> RedisStore:
-        made = RedisStore(url, prefix=prefix, **kwargs)
-        self.made.append(made)
-        return made
+ADMIN, USER = field("role", "admin"), field("role", "user")
 
-    def cached(self) -> CachedStore:
-        return CachedStore(cache=self.redis(self.cache_prefix), store=self.redis(self.store_prefix))
 
-    def both(self, key: str) -> tuple[Record | None, Record | None]:
-        return self.cache.load(key, NOW), self.store.load(key, NOW)
+# -- the contract -----------------------------------------------------------------------------
+
+
+class TestCachedConformance(StoreConformance):
+    """The whole contract through a Redis cache, on each kind of store."""
+
+    @pytest.fixture
+    def store(self, site: Site) -> SessionStore:
+        return site.worker()
+
+
+class TestCachedInOneProcess(StoreConformance):
+    """The same with a MemoryStore cache, declared single-process."""
+
+    @pytest.fixture(params=BACKINGS)
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
+        with backing(request.param, tmp_path) as open_store:
+            cached = CachedStore(cache=MemoryStore(), store=open_store(), single_process=True)
+            for name, value in FAST.items():
+                setattr(cached, name, value)
+            yield cached
+
+
+# -- cost -------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def parts() -> Iterator[Parts]:
-    require_server("redis")
-    made = Parts()
-    yield made
-    made.cache.delete_all()
-    made.store.delete_all()
-    for store in made.made:
-        store.close()
+def counted(site: Site) -> tuple[CachedStore, CountingStore, CountingStore]:
+    cache, store = CountingStore(site.cache), CountingStore(site.store)
+    return CachedStore(cache=cache, store=store), cache, store
 
 
-class Switchable(SessionStore):
-    """A real store that can be switched off: while ``down`` every call raises
-    SessionStoreError, as a RedisStore does when its server is unreachable. ``before_create``
-    runs once just before the next ``create``, to interleave another request there."""
+def calls(*parts: CountingStore) -> tuple[dict[str, int], ...]:
+    return tuple(dict(part.calls) for part in parts)
 
-    def __init__(self, inner: SessionStore) -> None:
-        self.inner = inner
-        self.down = False
-        self.calls = 0
-        self.before_create: Callable[[], object] | None = None
 
-    @property
-    def serializer(self) -> Serializer:
-        return self.inner.serializer
-
-    @serializer.setter
-    def serializer(self, value: Serializer) -> None:
-        self.inner.serializer = value
-
-    def _reach(self) -> SessionStore:
-        self.calls += 1
-        if self.down:
-            raise SessionStoreError("switched off")
-        return self.inner
-
-    def load(self, key: str, now: float) -> Record | None:
-        return self._reach().load(key, now)
-
-    def create(self, key: str, record: Record) -> bool:
-        self._interleave()
-        return self._reach().create(key, record)
-
-    def update(self, key: str, change: Change, now: float) -> bool:
-        return self._reach().update(key, change, now)
-
-    def delete(self, key: str) -> bool:
-        return self._reach().delete(key)
-
-    async def aload(self, key: str, now: float) -> Record | None:
-        return await self._reach().aload(key, now)
-
-    async def acreate(self, key: str, record: Record) -> bool:
-        self._interleave()
-        return await self._reach().acreate(key, record)
-
-    def _interleave(self) -> None:
-        hook, self.before_create = self.before_create, None
-        if hook is not None:
-            hook()
-
-    async def aupdate(self, key: str, change: Change, now: float) -> bool:
-        return await self._reach().aupdate(key, change, now)
-
-    async def adelete(self, key: str) -> bool:
-        return await self._reach().adelete(key)
+def reset(*parts: CountingStore) -> None:
+    for part in parts:
+        part.reset()
 
 
 @MODES
-def test_a_miss_reads_the_store_and_fills_the_cache(mode: str, parts: Parts) -> None:
-    cached, key = parts.cached(), new_key()
-    stored = Record({"user": "ada"}, NOW, NOW + 60, Expiry("age", 60))
-    assert parts.store.create(key, stored)
-    assert parts.cache.load(key, NOW) is None
-    assert twin(mode, cached, "load")(key, NOW) == stored
-    assert parts.cache.load(key, NOW) == stored
-
-
-@MODES
-def test_a_hit_is_one_cache_command_and_an_update_one_command_each(mode: str, parts: Parts) -> None:
-    cached, key = parts.cached(), new_key()
-    cached.create(key, record({"a": 1}))
-    cached.update(key, change(set={"warm": 1}), NOW)  # scripts loaded on both
-    with CommandLog(parts.store_prefix) as store_log, CommandLog(parts.cache_prefix) as cache_log:
-        assert twin(mode, cached, "load")(key, NOW) is not None
-    assert (store_log.commands, cache_log.commands) == ([], ["HGETALL"])
-    with CommandLog(parts.store_prefix) as store_log, CommandLog(parts.cache_prefix) as cache_log:
-        assert twin(mode, cached, "update")(key, change(set={"b": 2}), NOW)
-    assert (store_log.commands, cache_log.commands) == (["EVALSHA"], ["EVALSHA"])
-
-
-@MODES
-def test_writes_go_through_and_keep_cache_and_store_equal(mode: str, parts: Parts) -> None:
-    cached, key = parts.cached(), new_key()
-    assert twin(mode, cached, "create")(key, record({"a": 1, "b": 2}))
-    changes = [
-        change(set={"c": 3}, deleted=frozenset({"a"})),
-        change(expiry_changed=True, expiry=Expiry("at", NOW + 500), expires_at=NOW + 500),
-        change(cleared=True, set={"d": 4}),
-        change(expiry_changed=True, expiry=None),
-    ]
-    for delta in changes:
-        assert twin(mode, cached, "update")(key, delta, NOW)
-        in_cache, in_store = parts.both(key)
-        assert in_cache is not None
-        assert in_cache == in_store
-    assert twin(mode, cached, "load")(key, NOW) == parts.store.load(key, NOW)
-    assert twin(mode, cached, "delete")(key)
-    assert parts.both(key) == (None, None)
-    assert not twin(mode, cached, "delete")(key)
-
-
-@MODES
-def test_an_update_the_store_refuses_drops_the_cached_copy(mode: str, parts: Parts) -> None:
-    cached, key = parts.cached(), new_key()
-    cached.create(key, record({"user": "ada"}))
-    parts.store.delete(key)  # gone from the truth (flushed elsewhere, expired)
-    assert not twin(mode, cached, "update")(key, change(set={"late": 1}), NOW)
-    assert parts.both(key) == (None, None)
-    assert cached.load(key, NOW) is None
-
-
-@MODES
-def test_cached_stores_sharing_cache_and_store_stay_coherent(mode: str, parts: Parts) -> None:
-    first, second, key = parts.cached(), parts.cached(), new_key()
-    assert twin(mode, first, "create")(key, record({"base": 0}))
-    assert twin(mode, second, "load")(key, NOW) is not None  # both now read the cache
-    assert twin(mode, first, "update")(key, change(set={"from_first": 1}), NOW)
-    assert twin(mode, second, "update")(key, change(set={"from_second": 2}), NOW)
-    truth = parts.store.load(key, NOW)
-    assert truth is not None
-    assert truth.data == {"base": 0, "from_first": 1, "from_second": 2}
-    assert twin(mode, first, "load")(key, NOW) == truth
-    assert twin(mode, second, "load")(key, NOW) == truth
-    assert twin(mode, second, "delete")(key)  # logout through the other one
-    assert twin(mode, first, "load")(key, NOW) is None
-    assert not twin(mode, first, "update")(key, change(set={"late": 1}), NOW)
-    assert parts.both(key) == (None, None)
-
-
-def test_concurrent_writers_through_two_cached_stores_all_land(parts: Parts) -> None:
-    first, second, key = parts.cached(), parts.cached(), new_key()
-    first.create(key, record({}))
-
-    async def run() -> None:
-        writes = [
-            (first if i % 2 else second).aupdate(key, change(set={f"k{i}": i}), NOW)
-            for i in range(30)
-        ]
-        assert all(await asyncio.gather(*writes))
-
-    asyncio.run(run())
-    loaded = first.load(key, NOW)
-    assert loaded is not None
-    assert loaded.data == {f"k{i}": i for i in range(30)}
-    assert parts.both(key) == (loaded, loaded)
-
-
-@MODES
-def test_a_cache_that_is_down_degrades_to_the_store_with_one_warning(
-    mode: str, parts: Parts, caplog: pytest.LogCaptureFixture
+def test_a_hit_is_one_cache_read_and_no_store_call(
+    mode: str, counted: tuple[CachedStore, CountingStore, CountingStore]
 ) -> None:
-    cache = parts.redis("swtest:", url=CLOSED_URL, timeout=0.2)
-    cached, key = CachedStore(cache=cache, store=parts.store), new_key()
-    started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="sessionware"):
-        assert twin(mode, cached, "create")(key, record({"a": 1}))
-        assert twin(mode, cached, "update")(key, change(set={"b": 2}), NOW)
-        loaded = twin(mode, cached, "load")(key, NOW)
-        # Ending a session is the exception: it fails visibly rather than leave a copy
-        # that other processes sharing the cache would serve after the outage.
-        with pytest.raises(SessionStoreError, match="cannot end the session"):
-            twin(mode, cached, "delete")(key)
-        assert parts.store.load(key, NOW) is not None  # nothing half done: still logged in
-    assert time.perf_counter() - started < 2.0
-    assert loaded is not None
-    assert loaded.data == {"a": 1, "b": 2}
-    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warned) == 1
-    assert "cache" in warned[0].getMessage()
-
-
-def test_a_cache_that_is_down_is_retried_only_after_a_pause(parts: Parts) -> None:
-    cache = Switchable(parts.cache)
-    cached, key = CachedStore(cache=cache, store=parts.store), new_key()
-    cached.create(key, record({"a": 1}))
-    cache.down, cache.calls = True, 0
-    for _ in range(5):
-        assert cached.load(key, NOW) is not None
-    assert cache.calls == 1
+    cached, cache, store = counted
+    key, now = new_key(), time.time()
+    assert cached.insert(key, record(fields(a="1"), now=now))
+    assert live(cached.load(key, now))  # the miss fills the cache
+    reset(cache, store)
+    assert dict(live(twin(mode, cached, "load")(key, now)).fields) == fields(a="1")
+    assert calls(cache, store) == ({"load": 1}, {})
 
 
 @MODES
-def test_writes_missed_by_the_cache_are_never_served_stale(mode: str, parts: Parts) -> None:
-    cache = Switchable(parts.cache)
-    cached = CachedStore(cache=cache, store=parts.store)
-    cached.cache_retry_after = 0.0
-    changed, deleted = new_key(), new_key()
-    for key in (changed, deleted):
-        assert cached.create(key, record({"v": 1}))
-    cache.down = True  # the cache keeps its old copies but misses these writes
-    assert twin(mode, cached, "update")(changed, change(set={"v": 2}), NOW)
-    with pytest.raises(SessionStoreError):  # a logout is refused, never half done
-        twin(mode, cached, "delete")(deleted)
-    cache.down = False
-    loaded = twin(mode, cached, "load")(changed, NOW)
-    assert loaded is not None
-    assert loaded.data == {"v": 2}
-    assert parts.both(changed) == (loaded, loaded)
-    assert twin(mode, cached, "delete")(deleted)  # retried once the cache is back: final
-    assert twin(mode, cached, "load")(deleted, NOW) is None
-    assert parts.both(deleted) == (None, None)
-
-
-@MODES
-@pytest.mark.parametrize("other_request", ["delete", "update"])
-def test_a_fill_racing_another_write_leaves_no_older_copy(
-    mode: str, other_request: str, parts: Parts
+def test_a_miss_is_one_read_of_each_and_the_fill(
+    mode: str, counted: tuple[CachedStore, CountingStore, CountingStore]
 ) -> None:
-    cache = Switchable(parts.cache)
-    reader, writer, key = CachedStore(cache=cache, store=parts.store), parts.cached(), new_key()
-    assert parts.store.create(key, record({"v": 1}))  # in the store, not (or no longer) cached
-    if other_request == "delete":  # a logout lands between the reader's read and its fill
-        cache.before_create = lambda: writer.delete(key)
-    else:
-        cache.before_create = lambda: writer.update(key, change(set={"v": 2}), NOW)
-    twin(mode, reader, "load")(key, NOW)
-    truth = parts.store.load(key, NOW)
-    assert parts.cache.load(key, NOW) in (None, truth)
-    assert reader.load(key, NOW) == truth
-    assert parts.both(key) == (truth, truth)
+    cached, cache, store = counted
+    key, now = new_key(), time.time()
+    assert twin(mode, cached, "insert")(key, record(fields(a="1"), now=now))
+    assert calls(cache, store) == ({}, {"insert": 1})  # nothing written through
+    reset(cache, store)
+    assert dict(live(twin(mode, cached, "load")(key, now)).fields) == fields(a="1")
+    assert calls(cache, store) == ({"load": 1, "insert": 1}, {"load": 1})
 
 
 @MODES
-def test_a_store_that_is_down_raises(mode: str, parts: Parts) -> None:
-    store = parts.redis("swtest:", url=CLOSED_URL, timeout=0.2)
-    cached, key = CachedStore(cache=parts.cache, store=store), new_key()
+def test_a_write_goes_to_the_store_then_seals_the_cached_copy(
+    mode: str, counted: tuple[CachedStore, CountingStore, CountingStore]
+) -> None:
+    cached, cache, store = counted
+    key, now = new_key(), time.time()
+    assert cached.insert(key, record(fields(a="1"), now=now))
+    assert live(cached.load(key, now))
+    reset(cache, store)
+    assert twin(mode, cached, "update")(key, change(now, set=fields(a="2")), now) is True
+    assert calls(cache, store) == ({"delete": 1}, {"update": 1})
+    reset(cache, store)  # sealed: the store answers, and nothing is filled
+    assert dict(live(twin(mode, cached, "load")(key, now)).fields) == fields(a="2")
+    assert calls(cache, store) == ({"load": 1}, {"load": 1})
+    reset(cache, store)  # once the seal is over, a miss fills again
+    later = now + cached.seal_for + 1
+    assert dict(live(twin(mode, cached, "load")(key, later)).fields) == fields(a="2")
+    assert calls(cache, store) == ({"load": 1, "insert": 1}, {"load": 1})
+
+
+@MODES
+def test_a_write_with_nothing_cached_leaves_a_seal(
+    mode: str, counted: tuple[CachedStore, CountingStore, CountingStore]
+) -> None:
+    cached, cache, store = counted
+    key, now = new_key(), time.time()
+    assert cached.insert(key, record(fields(a="1"), now=now))
+    assert twin(mode, cached, "delete")(key, now, now + 60) is True
+    assert calls(cache, store) == ({"delete": 1, "insert": 1}, {"insert": 1, "delete": 1})
+    assert read_entry(cache.load(key, now)) is Found.SEALED
+
+
+# -- coherence between workers ----------------------------------------------------------------
+
+
+@MODES
+def test_every_worker_sees_a_save_at_once(mode: str, site: Site) -> None:
+    a, b = site.worker(), site.worker()
+    key, now = new_key(), time.time()
+    assert a.insert(key, record({"role": ADMIN}, now=now))
+    assert role(b.load(key, now)) == ADMIN  # b has it cached
+    assert twin(mode, a, "update")(key, change(now, set={"role": USER}), now) is True
+    for worker in (b, site.worker()):  # and one built afterwards
+        assert role(twin(mode, worker, "load")(key, now)) == USER
+
+
+@MODES
+def test_every_worker_sees_a_logout_and_a_shorter_life_at_once(mode: str, site: Site) -> None:
+    a, b = site.worker(), site.worker()
+    shortened, ended, now = new_key(), new_key(), time.time()
+    for key in (shortened, ended):
+        assert a.insert(key, record({"role": ADMIN}, now=now))
+        assert live(b.load(key, now))
+    shorter = change(now, ttl=2, expiry_changed=True, expiry=Expiry("age", 2))
+    assert twin(mode, a, "update")(shortened, shorter, now) is True
+    assert twin(mode, a, "delete")(ended, now, now + 60) is True
+    assert live(twin(mode, b, "load")(shortened, now)).expires_at == pytest.approx(now + 2)
+    assert twin(mode, b, "load")(shortened, now + 3) is None
+    assert isinstance(twin(mode, b, "load")(ended, now), Stale)
+
+
+def test_a_fill_racing_a_save_never_caches_the_old_data(site: Site) -> None:
+    hooked = Hooked(site.open_store())
+    reader = CachedStore(cache=site.open_cache(), store=hooked)
+    writer = site.worker()
+    key, now = new_key(), time.time()
+    assert writer.insert(key, record({"role": ADMIN}, now=now))
+    # The reader has read the store; the save lands, and seals, before the reader fills.
+    hooked.after["load"] = lambda: writer.update(key, change(now, set={"role": USER}), now)
+    assert role(reader.load(key, now)) == ADMIN
+    assert read_entry(site.cache.load(key, now)) is Found.SEALED
+    assert role(site.worker().load(key, now)) == USER
+
+
+def test_a_fill_racing_a_logout_never_revives_the_session(site: Site) -> None:
+    hooked = Hooked(site.open_store())
+    reader = CachedStore(cache=site.open_cache(), store=hooked)
+    writer = site.worker()
+    key, now = new_key(), time.time()
+    assert writer.insert(key, record({"role": ADMIN}, now=now))
+    hooked.after["load"] = lambda: writer.delete(key, now, now + 60)
+    assert live(reader.load(key, now))  # read before the logout
+    assert isinstance(site.worker().load(key, now), Stale)
+    assert isinstance(reader.load(key, now), Stale)
+
+
+def test_a_fill_racing_a_revocation_is_sealed_by_its_second_pass(site: Site) -> None:
+    hooked_store, hooked_cache = Hooked(site.open_store()), Hooked(site.open_cache())
+    reader = CachedStore(cache=site.open_cache(), store=hooked_store)
+    reader.fill_deadline = 1.0
+    revoker = CachedStore(cache=hooked_cache, store=site.open_store())
+    revoker.seal_for = 1.5  # longer than any reader's fill deadline
+    key, now = new_key(), time.time()
+    assert revoker.insert(key, record({"role": ADMIN}, now=now, user="u"))
+    first_pass, ended = threading.Event(), []
+    hooked_cache.after["revoke_user"] = first_pass.set
+    revocation = threading.Thread(target=lambda: ended.append(revoker.revoke_user("u", now=now)))
+
+    def revoke_between_read_and_fill() -> None:
+        revocation.start()
+        assert first_pass.wait(10)
+
+    hooked_store.after["load"] = revoke_between_read_and_fill
+    assert live(reader.load(key, now)).user == "u"  # read before the revocation...
+    assert isinstance(read_entry(site.cache.load(key, now)), Record)  # ...filled after
+    revocation.join()
+    assert ended == [1]
+    assert read_entry(site.cache.load(key, now)) is Found.SEALED
+    assert isinstance(site.worker().load(key, now), Stale)
+
+
+def test_a_slow_store_read_is_not_cached(site: Site) -> None:
+    hooked = Hooked(site.open_store())
+    reader = CachedStore(cache=site.open_cache(), store=hooked)
+    reader.fill_deadline = 0.05
+    key, now = new_key(), time.time()
+    assert reader.insert(key, record({"role": ADMIN}, now=now))
+    hooked.after["load"] = lambda: time.sleep(0.1)
+    assert role(reader.load(key, now)) == ADMIN
+    assert site.cache.load(key, now) is None
+    assert role(reader.load(key, now)) == ADMIN
+    assert isinstance(read_entry(site.cache.load(key, now)), Record)
+
+
+def test_a_write_the_store_failed_still_seals_the_copy(site: Site) -> None:
+    """A write that timed out may still land: its cached copy must not outlive it."""
+    hooked = Hooked(site.open_store())
+    worker = CachedStore(cache=site.open_cache(), store=hooked)
+    key, now = new_key(), time.time()
+    assert worker.insert(key, record({"role": ADMIN}, now=now))
+    assert live(worker.load(key, now))
+
+    def timed_out() -> None:
+        raise SessionStoreError("the store timed out")
+
+    hooked.after["update"] = timed_out
     with pytest.raises(SessionStoreError):
-        twin(mode, cached, "create")(key, record({"a": 1}))
-    with pytest.raises(SessionStoreError):
-        twin(mode, cached, "load")(key, NOW)
-    with pytest.raises(SessionStoreError):
-        twin(mode, cached, "update")(key, change(set={"a": 1}), NOW)
+        worker.update(key, change(now, set={"role": USER}), now)
+    assert read_entry(site.cache.load(key, now)) is Found.SEALED
+    assert role(site.worker().load(key, now)) == USER
 
 
-def test_an_unreadable_cached_copy_is_replaced_from_the_store(parts: Parts) -> None:
-    cached, key = parts.cached(), new_key()
-    cached.create(key, record({"a": 1}))
-    raw = redis.Redis.from_url(REDIS_URL)
-    raw.hset(parts.cache_prefix + key, "d:a", b"\xff garbage")
-    raw.close()
-    loaded = cached.load(key, NOW)
-    assert loaded is not None
-    assert loaded.data == {"a": 1}
-    assert parts.cache.load(key, NOW) == loaded
+# -- lifetimes and what a copy holds ------------------------------------------------------------
 
 
-def test_the_serializer_is_set_on_both_components(parts: Parts) -> None:
-    first, second = JSONSerializer(), JSONSerializer()
-    cached = CachedStore(cache=parts.cache, store=parts.store, serializer=first)
-    assert parts.cache.serializer is first
-    assert parts.store.serializer is first
-    cached.serializer = second  # what the middleware does with its serializer option
-    assert cached.serializer is second
-    assert parts.cache.serializer is second
-    assert parts.store.serializer is second
+def test_a_copy_lives_at_most_cache_ttl_and_gives_the_store_lifetime(site: Site) -> None:
+    worker = site.worker(cache_ttl=10)
+    key, now = new_key(), time.time()
+    assert worker.insert(key, record(fields(a="1"), now=now))
+    assert live(worker.load(key, now))
+    copy = site.cache.load(key, now)
+    assert isinstance(copy, Record)
+    assert copy.expires_at == pytest.approx(now + 10)
+    assert live(worker.load(key, now)).expires_at == pytest.approx(now + HOUR)  # a hit
+    assert site.cache.load(key, now + 10) is None  # the cache forgets the copy
+    assert live(worker.load(key, now + 10)).expires_at == pytest.approx(now + HOUR)
 
 
-def test_cache_and_store_must_be_two_stores(parts: Parts) -> None:
+def test_a_hit_is_never_served_past_the_store_lifetime(site: Site) -> None:
+    worker = site.worker(cache_ttl=600)
+    key, now = new_key(), time.time()
+    assert worker.insert(key, record(fields(a="1"), now=now, ttl=5))
+    assert live(worker.load(key, now))
+    assert isinstance(read_entry(site.cache.load(key, now)), Record)
+    assert worker.load(key, now + 5) is None
+
+
+@MODES
+def test_a_copy_gives_back_the_whole_record_whatever_its_field_names(mode: str, site: Site) -> None:
+    worker = site.worker()
+    key, now = new_key(), time.time()
+    data = {META: b"mine", "\x00": b"nul", "\x00\x00x": b"two", "": b"", "a": field("a", "1")}
+    assert worker.insert(key, record(data, now=now, expiry=Expiry("age", 60), user="7"))
+    missed = twin(mode, worker, "load")(key, now)
+    assert isinstance(read_entry(site.cache.load(key, now)), Record)
+    hit = twin(mode, worker, "load")(key, now)
+    assert missed == hit == site.store.load(key, now)
+    assert dict(live(hit).fields) == data
+
+
+def test_a_session_too_large_for_the_cache_is_served_from_the_store(tmp_path: Path) -> None:
+    cache = MemoryStore()
+    cache.max_data_bytes = 100
+    worker = CachedStore(cache=cache, store=FileStore(tmp_path), single_process=True)
+    small, large, now = new_key(), new_key(), time.time()
+    assert worker.insert(small, record(fields(a="1"), now=now))
+    assert worker.insert(large, record(fields(a="x" * 100), now=now))
+    for key in (small, large):
+        assert live(worker.load(key, now))
+    assert isinstance(read_entry(cache.load(small, now)), Record)
+    assert cache.load(large, now) is None
+
+
+def test_an_entry_the_cache_holds_for_someone_else_is_never_served_nor_replaced(
+    site: Site,
+) -> None:
+    worker = site.worker()
+    key, now = new_key(), time.time()
+    assert worker.insert(key, record({"role": USER}, now=now))
+    foreign = record({"role": ADMIN}, now=now)
+    assert site.cache.insert(key, foreign)
+    assert role(worker.load(key, now)) == USER
+    assert site.cache.load(key, now) == foreign
+
+
+# -- the per-user index ---------------------------------------------------------------------------
+
+
+@MODES
+def test_a_revocation_seals_the_copies_every_worker_cached(mode: str, site: Site) -> None:
+    a, b = site.worker(), site.worker()
+    kept, *ended = keys = [new_key() for _ in range(3)]
+    now = time.time()
+    for key in keys:
+        assert a.insert(key, record({"role": USER}, now=now, user="u"))
+        assert live(b.load(key, now))
+    assert twin(mode, a, "revoke_user")("u", kept, now) == 2
+    assert live(b.load(kept, now))
+    for key in ended:
+        assert not isinstance(read_entry(site.cache.load(key, now)), Record)
+        assert isinstance(twin(mode, b, "load")(key, now), Stale)
+    assert twin(mode, a, "revoke_session")("u", info_id(kept), now) is True
+    assert isinstance(twin(mode, b, "load")(kept, now), Stale)
+    assert twin(mode, b, "user_sessions")("u", now) == []
+
+
+def test_a_cache_without_a_per_user_index_never_holds_a_copy_of_a_users_session(
+    site: Site,
+) -> None:
+    class Unindexed(Hooked):
+        supports_users = False
+
+    worker = CachedStore(cache=Unindexed(site.open_cache()), store=site.open_store())
+    signed_in, anonymous, now = new_key(), new_key(), time.time()
+    assert worker.insert(signed_in, record(fields(a="1"), now=now, user="u"))
+    assert worker.insert(anonymous, record(fields(a="1"), now=now))
+    for key in (signed_in, anonymous):
+        assert live(worker.load(key, now))
+    assert site.cache.load(signed_in, now) is None
+    assert isinstance(read_entry(site.cache.load(anonymous, now)), Record)
+    assert worker.revoke_user("u", now=now) == 1
+    assert isinstance(worker.load(signed_in, now), Stale)
+
+
+def test_clear_expired_purges_the_store_and_the_cache(tmp_path: Path) -> None:
+    cache = MemoryStore()
+    worker = CachedStore(cache=cache, store=FileStore(tmp_path), single_process=True)
+    key, now = new_key(), time.time()
+    assert worker.insert(key, record(fields(a="1"), now=now, ttl=5))
+    assert live(worker.load(key, now))
+    assert worker.update(key, change(now, ttl=5, set=fields(a="2")), now) is True
+    assert worker.clear_expired(now + 100) == 1  # the store's record (its count)
+    assert cache.clear_expired(now + 100) == 0  # the cache's seal went with it
+
+
+# -- what may be a cache, and a store ---------------------------------------------------------
+
+
+def test_only_a_memory_store_says_it_keeps_sessions_in_one_process() -> None:
+    assert MemoryStore.shared is False
+    for store in (FileStore, RedisStore, CachedStore):
+        assert store.shared is True
+
+
+@pytest.mark.parametrize("part", ["cache", "store"])
+def test_a_per_process_part_is_refused_unless_declared(part: str, tmp_path: Path) -> None:
+    shared = RedisStore(REDIS_URL, prefix=unique("swcache") + ":")
+    parts: dict[str, SessionStore] = {"cache": shared, "store": FileStore(tmp_path)}
+    parts[part] = MemoryStore()
+    with pytest.raises(ValueError, match=r"single_process=True") as refused:
+        CachedStore(cache=parts["cache"], store=parts["store"])
+    assert f"{part} MemoryStore" in str(refused.value)
+    assert CachedStore(cache=parts["cache"], store=parts["store"], single_process=True)
+
+
+def test_one_process_may_run_several_workers_on_one_memory_cache(tmp_path: Path) -> None:
+    cache = MemoryStore()
+    a, b = (CachedStore(cache=cache, store=FileStore(tmp_path), single_process=True) for _ in "ab")
+    key, now = new_key(), time.time()
+    assert a.insert(key, record({"role": ADMIN}, now=now))
+    assert live(b.load(key, now))
+    assert a.delete(key, now, now + 60) is True
+    assert isinstance(b.load(key, now), Stale)
+
+
+@pytest.mark.parametrize("part", ["cache", "store"])
+def test_a_cookie_store_is_refused(part: str, tmp_path: Path) -> None:
+    parts: dict[str, SessionStore] = {"cache": MemoryStore(), "store": FileStore(tmp_path)}
+    parts[part] = CookieStore()
+    with pytest.raises(TypeError, match=f"CookieStore keeps no sessions on the server.*{part}"):
+        CachedStore(cache=parts["cache"], store=parts["store"], single_process=True)
+
+
+def test_other_mistakes_are_refused(tmp_path: Path) -> None:
+    files = FileStore(tmp_path)
+
+    class Unindexed(Hooked):
+        supports_users = False
+
     with pytest.raises(ValueError, match="two different stores"):
-        CachedStore(cache=parts.store, store=parts.store)
+        CachedStore(cache=files, store=files)
+    with pytest.raises(TypeError, match="must be a SessionStore"):
+        CachedStore(cache=object(), store=files)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="per-user index"):
+        CachedStore(cache=FileStore(tmp_path / "c"), store=Unindexed(files))
+    for wrong in (0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="cache_ttl"):
+            CachedStore(cache=FileStore(tmp_path / "c"), store=files, cache_ttl=wrong)
+    for mistyped in ("30", True, None):
+        with pytest.raises(TypeError, match="cache_ttl"):
+            CachedStore(cache=FileStore(tmp_path / "c"), store=files, cache_ttl=mistyped)  # type: ignore[arg-type]

@@ -1,12 +1,16 @@
-"""RedisStore on the real server: round trips, layout, TTL, corruption, clients, loops, outages."""
+"""RedisStore on the real server: layout, round trips, TTLs, foreign data, clients, outages.
+
+The contract itself is checked by the conformance kit (``test_conformance.py``); the
+per-user index and the Redis Cluster fallback by ``test_redis_index.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import math
+import socket
 import threading
 import time
 import uuid
@@ -22,7 +26,7 @@ import redis.asyncio
 from sessionware._errors import SessionStoreError
 from sessionware._expiry import Expiry
 from sessionware._keys import key_fingerprint, new_key
-from sessionware._records import Change, Record
+from sessionware._records import Change, Moved, Record, Stale
 from sessionware.stores import RedisStore
 from sessionware.stores.base import SessionStore
 from tests.servers import REDIS_URL, require_server
@@ -33,10 +37,23 @@ pytestmark = pytest.mark.redis
 NOW = time.time()
 HOUR = 3600.0
 CLOSED_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
-def record(data: dict[str, Any], expires_in: float = HOUR) -> Record:
-    return Record(data, created_at=NOW, expires_at=NOW + expires_in)
+def field(name: str, value: object) -> bytes:
+    """A field as the default serializer encodes it (what the previous version stored)."""
+    return b'{"' + name.encode() + b'":' + repr(value).encode() + b"}"
+
+
+def record(
+    fields: dict[str, bytes] | None = None,
+    expires_in: float = HOUR,
+    user: str | None = None,
+    expiry: Expiry | None = None,
+) -> Record:
+    return Record(
+        dict(fields or {}), NOW, NOW + expires_in, expiry, key_at=NOW, updated_at=NOW, user=user
+    )
 
 
 def change(**kwargs: Any) -> Change:
@@ -64,13 +81,15 @@ def store(raw: redis.Redis) -> Iterator[RedisStore]:
 class CommandLog:
     """The commands the server received for keys under ``prefix``, seen through MONITOR.
 
-    Commands a Lua script runs are left out: a script call is one round trip. Other
-    tests may use the server meanwhile; the unique prefix keeps their commands out.
+    ``commands`` are the names of the commands clients sent (a script call is one);
+    ``scripts`` pairs each script call with the commands the script ran. Other tests may
+    use the server meanwhile; the unique prefix keeps their commands out.
     """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.commands: list[str] = []
+        self.scripts: list[tuple[list[str], list[list[str]]]] = []
         self._client = redis.Redis.from_url(REDIS_URL)
         self._monitor = self._client.monitor()  # type: ignore[no-untyped-call]
 
@@ -89,11 +108,19 @@ class CommandLog:
                 command: str = seen["command"]
                 if marker in command:
                     break
-                if seen["client_type"] != "lua" and self.prefix in command:
-                    self.commands.append(command.split(" ", 1)[0].upper())
+                if self.prefix in command:
+                    self._note(seen["client_type"] == "lua", command.split(" "))
         finally:
             self._monitor.__exit__(kind, exc, tb)
             self._client.close()
+
+    def _note(self, by_script: bool, words: list[str]) -> None:
+        if not by_script:
+            self.commands.append(words[0].upper())
+            if words[0].upper() == "EVALSHA":
+                self.scripts.append((words[3 : 3 + int(words[2])], []))
+        elif self.scripts:  # a script's commands follow its call, never interleaved
+            self.scripts[-1][1].append(words)
 
 
 def twin(mode: str, store: SessionStore, name: str) -> Callable[..., Any]:
@@ -105,26 +132,34 @@ def twin(mode: str, store: SessionStore, name: str) -> Callable[..., Any]:
     return lambda *args: asyncio.run(amethod(*args))
 
 
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+# -- one round trip per operation ------------------------------------------------------------
 
 
 @MODES
-def test_each_operation_is_one_command(mode: str, store: RedisStore) -> None:
-    async_ = mode == "async"
+def test_each_load_and_each_write_is_one_command(mode: str, store: RedisStore) -> None:
+    key, rotated, renewed = new_key(), new_key(), new_key()
+    ops: list[tuple[str, tuple[Any, ...]]] = [
+        ("insert", (key, record({"a": field("a", 1)}, user="ada"))),
+        ("load", (key, NOW)),
+        ("update", (key, change(set={"c": field("c", 3)}, deleted=frozenset({"a"})), NOW)),
+        ("update", (key, change(cleared=True, user_changed=True, user="bob"), NOW)),
+        ("rotate", (key, rotated, record(user="bob"), NOW, NOW + 60)),
+        ("renew", (rotated, renewed, NOW, NOW + 30)),
+        ("delete", (renewed, NOW, NOW + 60)),
+        ("load", (renewed, NOW)),
+    ]
 
     async def run() -> list[list[str]]:
-        key = new_key()
-        warm = new_key()  # scripts loaded and connection open: no SCRIPT LOAD, no handshake
-        counts: list[list[str]] = []
-        ops: list[tuple[str, tuple[Any, ...]]] = [
-            ("create", (key, record({"a": 1, "b": 2}))),
-            ("load", (key, NOW)),
-            ("update", (key, change(set={"c": 3}, deleted=frozenset({"a"}), cleared=False), NOW)),
-            ("update", (key, change(cleared=True, expiry_changed=True, expiry=None), NOW)),
-            ("delete", (key,)),
-        ]
-        for name, args in [("create", (warm, record({}))), ("update", (warm, change(), NOW))]:
+        warm = [new_key() for _ in range(3)]  # scripts loaded, connection open
+        await call("insert", (warm[0], record()))
+        for name, args in [
+            ("update", (warm[0], change(), NOW)),
+            ("rotate", (warm[0], warm[1], record(), NOW, NOW + 60)),
+            ("renew", (warm[1], warm[2], NOW, NOW + 30)),
+            ("delete", (warm[2], NOW, NOW + 60)),
+        ]:
             await call(name, args)
+        counts = []
         for name, args in ops:
             with CommandLog(store.prefix) as log:
                 await call(name, args)
@@ -132,76 +167,162 @@ def test_each_operation_is_one_command(mode: str, store: RedisStore) -> None:
         return counts
 
     async def call(name: str, args: tuple[Any, ...]) -> Any:
-        if async_:
+        if mode == "async":
             return await getattr(store, "a" + name)(*args)
         return getattr(store, name)(*args)
 
     counts = asyncio.run(run())
-    assert counts == [["EVALSHA"], ["HGETALL"], ["EVALSHA"], ["EVALSHA"], ["DEL"]]
+    assert counts == [["EVALSHA"], ["HGETALL"], *[["EVALSHA"]] * 5, ["HGETALL"]]
 
 
-def test_layout_one_hash_with_prefixed_data_fields(store: RedisStore, raw: redis.Redis) -> None:
+# -- layout ----------------------------------------------------------------------------------
+
+
+def test_a_record_is_one_hash_of_meta_fields_and_prefixed_data_fields(
+    store: RedisStore, raw: redis.Redis
+) -> None:
     key = new_key()
-    store.create(key, Record({"user": "ada"}, NOW, NOW + HOUR, Expiry("age", 300)))
-    fields = raw.hgetall(store.prefix + key)
-    assert fields[b"d:user"] == store.serializer.dumps({"user": "ada"})
-    assert float(fields[b"c"]) == NOW
-    assert float(fields[b"e"]) == NOW + HOUR
-    assert json.loads(fields[b"x"]) == ["age", 300]
-    assert set(fields) == {b"c", b"e", b"x", b"d:user"}
+    data = {"user": field("user", "ada"), "e": b"\x00raw bytes"}
+    assert store.insert(key, record(data, user="7", expiry=Expiry("age", 300)))
+    assert raw.hgetall(store.prefix + key) == {
+        b"c": repr(NOW).encode(),
+        b"e": repr(NOW + HOUR).encode(),
+        b"x": b'["age", 300]',
+        b"k": repr(NOW).encode(),
+        b"t": repr(NOW).encode(),
+        b"u": b"7",
+        b"d:user": data["user"],
+        b"d:e": data["e"],
+    }
+
+
+def test_data_written_by_the_previous_version_loads_and_takes_deltas(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    key = new_key()
+    name = store.prefix + key
+    previous: dict[Any, Any] = {"c": repr(NOW), "e": repr(NOW + HOUR), "x": '["age", 300]'}
+    previous |= {"d:user": b'{"user": "ada"}', "d:n": b'{"n": 1}'}  # serializer.dumps({k: v})
+    raw.hset(name, mapping=previous)
+    raw.pexpireat(name, math.ceil((NOW + HOUR) * 1000))
+    loaded = store.load(key, NOW)
+    assert loaded == Record(
+        {"user": b'{"user": "ada"}', "n": b'{"n": 1}'}, NOW, NOW + HOUR, Expiry("age", 300)
+    )
+    assert store.update(key, change(set={"n": b'{"n":2}'}), NOW) is True
+    updated = store.load(key, NOW)
+    assert isinstance(updated, Record)
+    assert dict(updated.fields) == {"user": b'{"user": "ada"}', "n": b'{"n":2}'}
+
+
+def test_markers_live_in_the_session_hash_and_expire_with_it(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    ended, renewed, successor = new_key(), new_key(), new_key()
+    for key in (ended, renewed):
+        assert store.insert(key, record({"a": field("a", 1)}, user="u"))
+    assert store.delete(ended, NOW, NOW + 60) is True
+    assert raw.hgetall(store.prefix + ended) == {b"e": repr(NOW + 60).encode(), b"m": b"stale"}
+    assert raw.pexpiretime(store.prefix + ended) == math.ceil((NOW + 60) * 1000)
+    assert store.load(ended, NOW) == Stale(NOW + 60)
+    assert store.renew(renewed, successor, NOW, NOW + 30) is True
+    assert raw.hgetall(store.prefix + renewed) == {
+        b"e": repr(NOW + 30).encode(),
+        b"m": b"moved",
+        b"n": successor.encode(),
+    }
+    assert raw.pexpiretime(store.prefix + renewed) == math.ceil((NOW + 30) * 1000)
+    assert store.load(renewed, NOW) == Moved(successor, NOW + 30)
+
+
+# -- TTLs ------------------------------------------------------------------------------------
 
 
 @MODES
-def test_ttl_is_set_from_expires_at(mode: str, store: RedisStore, raw: redis.Redis) -> None:
-    key, name = new_key(), store.prefix
-    twin(mode, store, "create")(key, record({"a": 1}, expires_in=HOUR))
-    assert raw.pexpiretime(name + key) == math.ceil((NOW + HOUR) * 1000)
+def test_every_write_sets_the_ttl_from_the_record(
+    mode: str, store: RedisStore, raw: redis.Redis
+) -> None:
+    def expires(key: str) -> int:
+        return int(raw.pexpiretime(store.prefix + key))
+
+    key, rotated, renewed = new_key(), new_key(), new_key()
+    assert twin(mode, store, "insert")(key, record(expires_in=HOUR))
+    assert expires(key) == math.ceil((NOW + HOUR) * 1000)
     later = NOW + 2 * HOUR
-    assert twin(mode, store, "update")(key, change(expires_at=later), NOW)
-    assert raw.pexpiretime(name + key) == math.ceil(later * 1000)
-
-
-def test_record_past_its_expiry_is_gone_from_redis(store: RedisStore, raw: redis.Redis) -> None:
-    key = new_key()
-    assert store.create(key, record({"a": 1}, expires_in=0.3))
-    time.sleep(0.5)
-    assert raw.exists(store.prefix + key) == 0
-    assert store.load(key, time.time()) is None
+    assert twin(mode, store, "update")(key, change(expires_at=later), NOW) is True
+    assert expires(key) == math.ceil(later * 1000)
+    assert twin(mode, store, "rotate")(key, rotated, record(expires_in=900), NOW, NOW + 60)
+    assert expires(rotated) == math.ceil((NOW + 900) * 1000)
+    assert twin(mode, store, "renew")(rotated, renewed, NOW, NOW + 30) is True
+    assert expires(renewed) == math.ceil((NOW + 900) * 1000)
 
 
 @MODES
-def test_data_names_never_collide_with_meta(mode: str, store: RedisStore) -> None:
-    key = new_key()
-    names = {"c": 1, "e": 2, "x": 3, "m": 4, "d:x": 5, "": 6, "d:": 7}
-    twin(mode, store, "create")(key, record(names))
-    assert twin(mode, store, "update")(key, change(set={"e": 20}, deleted=frozenset({"c"})), NOW)
-    loaded = twin(mode, store, "load")(key, NOW)
-    assert loaded is not None
-    assert loaded.data == {**{k: v for k, v in names.items() if k != "c"}, "e": 20}
-    assert loaded.created_at == NOW
-    assert loaded.expires_at == NOW + HOUR
+def test_a_session_saved_already_expired_leaves_no_key(
+    mode: str, store: RedisStore, raw: redis.Redis
+) -> None:
+    gone, lapsing = new_key(), new_key()
+    assert twin(mode, store, "insert")(gone, record({"a": field("a", 1)}, expires_in=-1))
+    assert raw.exists(store.prefix + gone) == 0
+    assert twin(mode, store, "insert")(lapsing, record({"a": field("a", 1)}))
+    past = change(set={"b": field("b", 2)}, expires_at=time.time() - 1)
+    assert twin(mode, store, "update")(lapsing, past, NOW) is True
+    assert raw.exists(store.prefix + lapsing) == 0
 
 
-def test_many_fields_and_large_change(store: RedisStore) -> None:
-    key = new_key()
-    many = {f"k{i}": i for i in range(20_000)}
-    assert store.create(key, record(many))
-    delta = change(set={f"n{i}": i for i in range(20_000)}, deleted=frozenset(list(many)[:15_000]))
-    assert store.update(key, delta, NOW)
-    loaded = store.load(key, NOW)
-    assert loaded is not None
-    assert len(loaded.data) == 25_000
-    assert store.update(key, change(cleared=True, set={"only": 1}), NOW)
-    loaded = store.load(key, NOW)
-    assert loaded is not None
-    assert loaded.data == {"only": 1}
+@MODES
+def test_a_failed_script_leaves_no_key_without_a_ttl(
+    mode: str, store: RedisStore, raw: redis.Redis
+) -> None:
+    endless = 1e300  # beyond what PEXPIREAT takes: the script fails after its first write
+    fresh, key, new = new_key(), new_key(), new_key()
+    with pytest.raises(SessionStoreError):
+        twin(mode, store, "insert")(fresh, record({"a": field("a", 1)}, expires_in=endless))
+    assert raw.exists(store.prefix + fresh) == 0
+    assert twin(mode, store, "insert")(key, record({"a": field("a", 1)}))
+    before = raw.hgetall(store.prefix + key), raw.pexpiretime(store.prefix + key)
+    with pytest.raises(SessionStoreError):
+        twin(mode, store, "update")(key, change(set={"b": b"2"}, expires_at=endless), NOW)
+    assert (raw.hgetall(store.prefix + key), raw.pexpiretime(store.prefix + key)) == before
+    with pytest.raises(SessionStoreError):
+        twin(mode, store, "rotate")(key, new, record(expires_in=endless), NOW, NOW + 60)
+    assert raw.exists(store.prefix + new) == 0
+    assert isinstance(store.load(key, NOW), Record)
+    hashes = list(raw.scan_iter(match=store.prefix + "*", _type="hash"))
+    assert hashes == [(store.prefix + key).encode()]
+    assert all(raw.pttl(name) > 0 for name in hashes)
+
+
+# -- sizes -----------------------------------------------------------------------------------
+
+
+def test_many_fields_and_large_changes_go_in_chunks(store: RedisStore) -> None:
+    key, renewed = new_key(), new_key()
+    many = {f"k{i}": b"%d" % i for i in range(20_000)}
+    assert store.insert(key, record(many))
+    delta = change(
+        set={f"n{i}": b"%d" % i for i in range(20_000)}, deleted=frozenset(list(many)[:15_000])
+    )
+    assert store.update(key, delta, NOW) is True
+    assert store.renew(key, renewed, NOW, NOW + 30) is True
+    loaded = store.load(renewed, NOW)
+    assert isinstance(loaded, Record)
+    assert len(loaded.fields) == 25_000
+    assert store.update(renewed, change(cleared=True, set={"only": b"1"}), NOW) is True
+    loaded = store.load(renewed, NOW)
+    assert isinstance(loaded, Record)
+    assert dict(loaded.fields) == {"only": b"1"}
+
+
+# -- foreign data under the prefix -----------------------------------------------------------
 
 
 CORRUPTIONS: dict[str, Callable[[redis.Redis, str], object]] = {
-    "undecodable field": lambda r, name: r.hset(name, "d:a", b"\xff{not json"),
-    "field without its key": lambda r, name: r.hset(name, "d:a", b'{"b":1}'),
-    "missing meta": lambda r, name: r.hdel(name, "c"),
+    "missing created_at": lambda r, name: r.hdel(name, "c"),
     "bad timestamp": lambda r, name: r.hset(name, "e", b"soon"),
+    "endless timestamp": lambda r, name: r.hset(name, "e", b"inf"),
+    "unknown marker": lambda r, name: r.hset(name, "m", b"gone"),
+    "pointer without target": lambda r, name: r.hset(name, "m", b"moved"),
     "foreign hash": lambda r, name: (r.delete(name), r.hset(name, "owner", "other app")),
     "another type": lambda r, name: (r.delete(name), r.set(name, b"a string")),
 }
@@ -209,7 +330,7 @@ CORRUPTIONS: dict[str, Callable[[redis.Redis, str], object]] = {
 
 @MODES
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
-def test_unreadable_record_loads_as_none_with_one_warning_without_the_key(
+def test_an_unreadable_key_loads_as_none_with_one_warning_without_the_key(
     mode: str,
     corruption: str,
     store: RedisStore,
@@ -217,7 +338,7 @@ def test_unreadable_record_loads_as_none_with_one_warning_without_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = new_key()
-    store.create(key, record({"a": 1}))
+    assert store.insert(key, record({"a": field("a", 1)}))
     CORRUPTIONS[corruption](raw, store.prefix + key)
     with caplog.at_level(logging.WARNING, logger="sessionware"):
         assert twin(mode, store, "load")(key, NOW) is None
@@ -227,17 +348,22 @@ def test_unreadable_record_loads_as_none_with_one_warning_without_the_key(
     assert key not in caplog.text
 
 
-def test_foreign_keys_are_neither_updated_nor_overwritten(
-    store: RedisStore, raw: redis.Redis
-) -> None:
-    key, other = new_key(), new_key()
-    raw.set(store.prefix + key, b"a string")
-    raw.hset(store.prefix + other, "owner", "other app")
-    for taken in (key, other):
-        assert not store.update(taken, change(set={"x": 1}), NOW)
-        assert not store.create(taken, record({"x": 1}))
-    assert raw.get(store.prefix + key) == b"a string"
-    assert raw.hgetall(store.prefix + other) == {b"owner": b"other app"}
+@MODES
+def test_foreign_keys_are_never_written(mode: str, store: RedisStore, raw: redis.Redis) -> None:
+    text, hashed = new_key(), new_key()
+    raw.set(store.prefix + text, b"a string")
+    raw.hset(store.prefix + hashed, "owner", "other app")
+    for taken in (text, hashed):
+        assert twin(mode, store, "insert")(taken, record({"x": b"1"})) is False
+        assert twin(mode, store, "update")(taken, change(set={"x": b"1"}), NOW) is False
+        assert twin(mode, store, "delete")(taken, NOW, NOW + 60) is False
+        assert twin(mode, store, "rotate")(taken, new_key(), record(), NOW, NOW + 60) is False
+        assert twin(mode, store, "renew")(taken, new_key(), NOW, NOW + 30) is False
+    assert raw.get(store.prefix + text) == b"a string"
+    assert raw.hgetall(store.prefix + hashed) == {b"owner": b"other app"}
+
+
+# -- clear_expired and delete_all ------------------------------------------------------------
 
 
 @MODES
@@ -245,19 +371,19 @@ def test_clear_expired_removes_records_that_lost_their_ttl(
     mode: str, store: RedisStore, raw: redis.Redis
 ) -> None:
     dead, live = new_key(), new_key()
-    store.create(dead, record({"a": 1}, expires_in=60))
-    store.create(live, record({"a": 1}, expires_in=HOUR))
+    assert store.insert(dead, record({"a": b"1"}, expires_in=60))
+    assert store.insert(live, record({"a": b"1"}, expires_in=HOUR))
     raw.persist(store.prefix + dead)
     raw.persist(store.prefix + live)
     clear = twin(mode, store, "clear_expired")
     assert clear(NOW + 120) == 1
     assert raw.exists(store.prefix + dead) == 0
-    assert store.load(live, NOW + 120) is not None
+    assert isinstance(store.load(live, NOW + 120), Record)
     assert clear(NOW + 120) == 0
 
 
 @MODES
-def test_clear_expired_removes_every_doomed_record_across_batches(
+def test_clear_expired_removes_every_dead_record_across_batches(
     mode: str, store: RedisStore, raw: redis.Redis
 ) -> None:
     doomed = [new_key() for _ in range(1_200)]  # more than one scan batch of 500
@@ -266,10 +392,10 @@ def test_clear_expired_removes_every_doomed_record_across_batches(
     for key in doomed:
         pipe.hset(store.prefix + key, mapping={"c": repr(NOW), "e": repr(NOW + 60)})
     pipe.execute()
-    store.create(live, record({"a": 1}, expires_in=HOUR))
+    assert store.insert(live, record({"a": b"1"}, expires_in=HOUR))
     assert twin(mode, store, "clear_expired")(NOW + 120) == len(doomed)
     assert sum(raw.exists(store.prefix + key) for key in doomed) == 0
-    assert store.load(live, NOW + 120) is not None
+    assert isinstance(store.load(live, NOW + 120), Record)
 
 
 def test_delete_all_stays_inside_its_prefix(raw: redis.Redis) -> None:
@@ -278,26 +404,29 @@ def test_delete_all_stays_inside_its_prefix(raw: redis.Redis) -> None:
     neighbour = RedisStore(REDIS_URL, prefix=base + "zzza:")  # "*[a]:*" unescaped matches it
     try:
         for index in range(1200):
-            awkward.create(f"k{index}", record({}))
-        neighbour.create("n", record({}))
-        assert awkward.delete_all() == 1200
-        assert neighbour.load("n", NOW) is not None
+            assert awkward.insert(f"k{index}", record(user="u"))
+        assert neighbour.insert("n", record())
+        assert awkward.delete_all() == 1201  # the sessions and the user's index
+        assert isinstance(neighbour.load("n", NOW), Record)
     finally:
         neighbour.delete_all()
         awkward.close()
         neighbour.close()
 
 
-def test_a_ready_client_serves_sync_and_async(raw: redis.Redis) -> None:
+# -- clients ---------------------------------------------------------------------------------
+
+
+def test_a_ready_client_serves_sync_and_async_and_stays_open(raw: redis.Redis) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     store = RedisStore(client=client, prefix=unique("swtest") + ":")
     try:
         key = new_key()
-        assert store.create(key, record({"a": 1}))
-        assert asyncio.run(store.aupdate(key, change(set={"b": 2}), NOW))
+        assert store.insert(key, record({"a": b"1"}))
+        assert asyncio.run(store.aupdate(key, change(set={"b": b"2"}), NOW)) is True
         loaded = asyncio.run(store.aload(key, NOW))
-        assert loaded is not None
-        assert loaded.data == {"a": 1, "b": 2}
+        assert isinstance(loaded, Record)
+        assert dict(loaded.fields) == {"a": b"1", "b": b"2"}
         store.close()
         assert client.ping()  # the store does not close a client it was given
     finally:
@@ -309,14 +438,14 @@ def test_a_ready_async_client_is_used_as_given() -> None:
     require_server("redis")
     prefix = unique("swtest") + ":"
 
-    async def run() -> Record | None:
+    async def run() -> Record | Stale | Moved | None:
         aclient = redis.asyncio.Redis.from_url(REDIS_URL)
         store = RedisStore(REDIS_URL, async_client=aclient, prefix=prefix)
         key = new_key()
         try:
             with CommandLog(prefix) as log:
-                assert await store.acreate(key, record({"a": 1}))
-            assert log.commands in (["EVALSHA"], ["EVALSHA", "EVALSHA"])
+                assert await store.ainsert(key, record({"a": b"1"}))
+            assert set(log.commands) == {"EVALSHA"}
             return await store.aload(key, NOW)
         finally:
             store.delete_all()
@@ -324,13 +453,33 @@ def test_a_ready_async_client_is_used_as_given() -> None:
             await aclient.aclose()
 
     loaded = asyncio.run(run())
-    assert loaded is not None
-    assert loaded.data == {"a": 1}
+    assert isinstance(loaded, Record)
+    assert dict(loaded.fields) == {"a": b"1"}
 
 
-def test_a_decoding_client_is_refused_at_construction() -> None:
+@pytest.mark.parametrize("option", ["client", "async_client"])
+def test_a_decoding_client_is_refused_at_construction(option: str) -> None:
+    made: Any = (redis.Redis if option == "client" else redis.asyncio.Redis).from_url(
+        REDIS_URL, decode_responses=True
+    )
     with pytest.raises(ValueError, match="decode_responses"):
-        RedisStore(client=redis.Redis.from_url(REDIS_URL, decode_responses=True))
+        RedisStore(**{option: made})
+
+
+@pytest.mark.parametrize(
+    ("option", "make"),
+    [
+        ("client", object),
+        ("client", redis.asyncio.Redis),  # an async client in the sync slot
+        ("async_client", redis.Redis),
+        ("async_client", lambda: REDIS_URL),
+    ],
+)
+def test_anything_but_a_redis_client_is_refused_at_construction(
+    option: str, make: Callable[[], Any]
+) -> None:
+    with pytest.raises(TypeError, match=f"{option}= must be a redis"):
+        RedisStore(**{option: make()})
 
 
 @pytest.mark.parametrize(
@@ -346,6 +495,23 @@ def test_configuration_mistakes_are_value_errors(kwargs: dict[str, Any], message
         RedisStore(**kwargs)
 
 
+def test_the_timeout_is_the_clients_socket_timeout(store: RedisStore) -> None:
+    quick = RedisStore(REDIS_URL, prefix=store.prefix, timeout=0.25)
+
+    async def async_options() -> dict[str, Any]:
+        io = await quick._aio()
+        assert io is not None
+        options: dict[str, Any] = io.client.get_connection_kwargs()
+        return options
+
+    try:
+        for options in (quick._sync.client.get_connection_kwargs(), asyncio.run(async_options())):
+            assert options["socket_timeout"] == 0.25
+            assert options["socket_connect_timeout"] == 0.25
+    finally:
+        quick.close()
+
+
 def test_async_twins_do_not_hop_to_a_thread(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,12 +523,17 @@ def test_async_twins_do_not_hop_to_a_thread(
     monkeypatch.setattr(anyio.to_thread, "run_sync", refuse)
 
     async def run() -> None:
-        key = new_key()
-        assert await store.acreate(key, record({"a": 1}))
-        assert await store.aupdate(key, change(set={"b": 2}), NOW)
-        assert await store.aload(key, NOW) is not None
+        key, rotated, renewed = new_key(), new_key(), new_key()
+        assert await store.ainsert(key, record({"a": b"1"}, user="u"))
+        assert await store.aupdate(key, change(set={"b": b"2"}), NOW) is True
+        assert isinstance(await store.aload(key, NOW), Record)
+        assert await store.arotate(key, rotated, record(user="u"), NOW, NOW + 60) is True
+        assert await store.arenew(rotated, renewed, NOW, NOW + 30) is True
+        (info,) = await store.auser_sessions("u", NOW)
+        assert await store.arevoke_session("u", info.id, NOW) is True
+        assert await store.arevoke_user("u", None, NOW) == 0
+        assert await store.adelete(new_key(), NOW, NOW + 60) is False
         assert await store.aclear_expired(NOW) == 0
-        assert await store.adelete(key)
 
     asyncio.run(run())
 
@@ -371,11 +542,11 @@ def test_one_store_serves_event_loops_in_turn_and_closes_their_clients(
     store: RedisStore,
 ) -> None:
     key = new_key()
-    store.create(key, record({"n": 0}))
+    assert store.insert(key, record({"n": b"0"}))
 
-    async def bump(n: int) -> Record | None:
+    async def bump(n: int) -> Record | Stale | Moved | None:
         await asyncio.gather(
-            *(store.aupdate(key, change(set={f"k{n}_{i}": i}), NOW) for i in range(5))
+            *(store.aupdate(key, change(set={f"k{n}_{i}": b"1"}), NOW) for i in range(5))
         )
         return await store.aload(key, NOW)
 
@@ -383,8 +554,8 @@ def test_one_store_serves_event_loops_in_turn_and_closes_their_clients(
         warnings.simplefilter("always")
         for n in range(3):
             loaded = asyncio.run(bump(n))
-            assert loaded is not None
-            assert len(loaded.data) == 1 + 5 * (n + 1)
+            assert isinstance(loaded, Record)
+            assert len(loaded.fields) == 1 + 5 * (n + 1)
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert store._per_loop is not None
@@ -433,20 +604,43 @@ def test_close_from_another_thread_closes_a_running_loops_client(store: RedisSto
     assert errors == []
 
 
+# -- outages ---------------------------------------------------------------------------------
+
+OPERATIONS: dict[str, Callable[[str], tuple[Any, ...]]] = {
+    "load": lambda key: (key, NOW),
+    "insert": lambda key: (key, record({"a": b"1"})),
+    "update": lambda key: (key, change(set={"a": b"1"}), NOW),
+    "delete": lambda key: (key, NOW, NOW + 60),
+    "rotate": lambda key: (key, new_key(), record(), NOW, NOW + 60),
+    "renew": lambda key: (key, new_key(), NOW, NOW + 30),
+    "clear_expired": lambda key: (NOW,),
+    "user_sessions": lambda key: ("u", NOW),
+    "revoke_session": lambda key: ("u", "id", NOW),
+    "revoke_user": lambda key: ("u", None, NOW),
+}
+
+
 @MODES
-@pytest.mark.parametrize("name", ["load", "create", "update", "delete", "clear_expired"])
-def test_a_server_that_is_down_fails_fast_with_session_store_error(mode: str, name: str) -> None:
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_a_server_that_is_down_gives_session_store_error(mode: str, name: str) -> None:
     store = RedisStore(CLOSED_URL, prefix="swtest:", timeout=1.0)  # constructing never connects
-    args: dict[str, tuple[Any, ...]] = {
-        "load": (new_key(), NOW),
-        "create": (new_key(), record({"a": 1})),
-        "update": (new_key(), change(set={"a": 1}), NOW),
-        "delete": (new_key(),),
-        "clear_expired": (NOW,),
-    }
-    started = time.perf_counter()
-    with pytest.raises(SessionStoreError) as failure:
-        twin(mode, store, name)(*args[name])
-    assert time.perf_counter() - started < 0.5
-    assert isinstance(failure.value.__cause__, redis.ConnectionError)
+    key = new_key()
+    with pytest.raises(SessionStoreError, match=f"Redis session store failed in {name}") as failed:
+        twin(mode, store, name)(*OPERATIONS[name](key))
+    assert isinstance(failed.value.__cause__, redis.ConnectionError)
+    assert key not in str(failed.value)
     store.close()
+
+
+@MODES
+def test_a_server_that_never_answers_times_out_with_session_store_error(mode: str) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never replies
+    port = silent.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", prefix="swtest:", timeout=0.2)
+    try:
+        with pytest.raises(SessionStoreError, match="TimeoutError") as failed:
+            twin(mode, store, "load")(new_key(), NOW)
+        assert isinstance(failed.value.__cause__, redis.TimeoutError)
+    finally:
+        store.close()
+        silent.close()

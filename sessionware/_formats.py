@@ -1,0 +1,244 @@
+"""Cookie formats: what the session cookie's value is, and how to read it back.
+
+Four formats, each with ``encode`` and ``decode``:
+
+- ``PlainKey``: the session key itself (a server-side store, no ``secret_key``);
+- ``SignedKey``: the key and an HMAC, so a forged cookie is refused without a store call;
+- ``SignedPayload``: the whole session, signed (``CookieStore()``);
+- ``EncryptedPayload``: the whole session, encrypted and authenticated
+  (``CookieStore(encrypt=True)``).
+
+``decode`` never raises on what a client sends: anything not ours is ``None``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._expiry import Expiry
+from ._keys import KeySigner, is_valid_key
+from ._records import check_timestamp
+from ._serializers import FieldCodec
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
+
+_SALT = b"sessionware.cookie"
+# Payload cookies a format remembers verified (see ``_Remembered``): the clients active at
+# one moment on one worker; at most a few MB, as cookies stay under 4 KB.
+_REMEMBERED = 512
+
+
+@dataclass(slots=True)
+class Payload:
+    """A whole session as a payload cookie carries it."""
+
+    data: dict[str, Any]
+    created_at: float
+    expires_at: float
+    expiry: Expiry | None = None
+
+
+@dataclass(slots=True)
+class FromCookie:
+    """What a cookie value says: the key, the session itself for payload formats, and
+    whether it was signed with an older secret (re-sent signed with the first)."""
+
+    key: str
+    old_secret: bool = False
+    payload: Payload | None = None
+
+
+class CookieFormat(Protocol):
+    #: Whether the cookie holds the session itself (so the store holds nothing).
+    carries_payload: bool
+
+    def encode(self, key: str, payload: Payload | None) -> str: ...
+
+    def decode(self, value: str) -> FromCookie | None: ...
+
+
+class PlainKey:
+    """The cookie is the key."""
+
+    carries_payload = False
+
+    def encode(self, key: str, payload: Payload | None) -> str:
+        return key
+
+    def decode(self, value: str) -> FromCookie | None:
+        return FromCookie(value) if is_valid_key(value) else None
+
+
+class SignedKey:
+    """The cookie is the key plus an HMAC: the first secret signs, every secret verifies."""
+
+    carries_payload = False
+
+    def __init__(self, secrets: list[bytes]) -> None:
+        self._signer = KeySigner(secrets)
+
+    def encode(self, key: str, payload: Payload | None) -> str:
+        return self._signer.sign(key)
+
+    def decode(self, value: str) -> FromCookie | None:
+        verified = self._signer.unsign(value)
+        if verified is None or not is_valid_key(verified[0]):
+            return None
+        return FromCookie(verified[0], verified[1])
+
+
+class _PayloadFormat:
+    """Shared by the two payload formats: the document, and remembering verified cookies.
+
+    A client sends the same cookie back request after request; verifying it again each
+    time is most of the cost. Only exact values this format issued or verified are
+    remembered, with the serializer's own bytes, which are decoded afresh for every
+    request: each request gets its own objects, and every worker reads the same values.
+    """
+
+    carries_payload = True
+
+    def __init__(self, codec: FieldCodec) -> None:
+        self._codec = codec
+        self._recent: OrderedDict[str, tuple[bytes, bool]] = OrderedDict()
+        self._lock = threading.Lock()  # WSGI servers call one format from many threads
+
+    def encode(self, key: str, payload: Payload | None) -> str:
+        if payload is None:
+            raise ValueError("a payload cookie needs the session")
+        document: dict[str, Any] = {
+            "k": key,
+            "c": payload.created_at,
+            "e": payload.expires_at,
+            "d": payload.data,
+        }
+        if payload.expiry is not None:
+            document["x"] = payload.expiry.to_json()
+        raw = self._codec.serializer.dumps(document)
+        value = self._protect(raw)
+        self._remember(value, raw, False)
+        return value
+
+    def decode(self, value: str) -> FromCookie | None:
+        with self._lock:
+            known = self._recent.get(value)
+            if known is not None:
+                self._recent.move_to_end(value)
+        if known is None:
+            opened = self._open(value)
+            if opened is None:
+                return None
+            self._remember(value, *opened)
+            known = opened
+        return self._read(*known)
+
+    def _read(self, raw: bytes, old: bool) -> FromCookie | None:
+        """The document; ``None`` for anything malformed (the signature was valid, so this
+        guards against a foreign serializer or an old format, not an attacker)."""
+        try:
+            document = self._codec.serializer.loads(raw)
+            key, data = document["k"], document["d"]
+            created = check_timestamp(document["c"])
+            expires = check_timestamp(document["e"])
+        except Exception:  # a custom serializer may raise anything on foreign bytes
+            return None
+        if type(key) is not str or not isinstance(data, dict):
+            return None
+        expiry = Expiry.from_json(document.get("x"))
+        return FromCookie(key, old, Payload(data, created, expires, expiry))
+
+    def _remember(self, value: str, raw: bytes, old: bool) -> None:
+        with self._lock:
+            self._recent[value] = (raw, old)
+            self._recent.move_to_end(value)
+            if len(self._recent) > _REMEMBERED:
+                self._recent.popitem(last=False)
+
+    def _protect(self, raw: bytes) -> str:
+        raise NotImplementedError
+
+    def _open(self, value: str) -> tuple[bytes, bool] | None:
+        raise NotImplementedError
+
+
+class SignedPayload(_PayloadFormat):
+    """The session, base64url-encoded and signed: readable by the client, not forgeable."""
+
+    def __init__(self, secrets: list[bytes], codec: FieldCodec) -> None:
+        super().__init__(codec)
+        self._signer = KeySigner(secrets, salt=_SALT)
+
+    def _protect(self, raw: bytes) -> str:
+        body = base64.urlsafe_b64encode(raw).rstrip(b"=")
+        return self._signer.sign(body.decode("ascii"))
+
+    def _open(self, value: str) -> tuple[bytes, bool] | None:
+        verified = self._signer.unsign(value)
+        if verified is None:
+            return None
+        body, old = verified
+        try:
+            return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), old
+        except (binascii.Error, ValueError):
+            return None
+
+
+class EncryptedPayload(_PayloadFormat):
+    """The session encrypted and authenticated (Fernet: AES-128-CBC + HMAC-SHA256)."""
+
+    def __init__(self, secrets: list[bytes], codec: FieldCodec) -> None:
+        super().__init__(codec)
+        from cryptography.fernet import Fernet, MultiFernet
+
+        fernets = [Fernet(_fernet_key(secret)) for secret in secrets]
+        self._primary: Fernet = fernets[0]
+        self._any: MultiFernet = MultiFernet(fernets)
+
+    def _protect(self, raw: bytes) -> str:
+        return self._primary.encrypt(raw).decode("ascii")
+
+    def _open(self, value: str) -> tuple[bytes, bool] | None:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            token = value.encode("ascii")
+            canonical = base64.urlsafe_b64encode(base64.urlsafe_b64decode(token)) == token
+        except (UnicodeEncodeError, binascii.Error, ValueError):
+            return None
+        if not canonical:  # characters or padding the lenient decoder skips, unused low bits
+            return None
+        try:
+            return self._primary.decrypt(token), False
+        except InvalidToken:
+            pass
+        try:
+            return self._any.decrypt(token), True
+        except InvalidToken:
+            return None
+
+
+def _fernet_key(secret: bytes) -> bytes:
+    """A Fernet key derived from a secret, so users configure one ``secret_key`` list."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=b"fernet").derive(
+        hashlib.sha256(secret).digest() if len(secret) < 16 else secret
+    )
+    return base64.urlsafe_b64encode(derived)
+
+
+def require_cryptography() -> None:
+    try:
+        import cryptography.fernet  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the test environment has it
+        raise ImportError(
+            "CookieStore(encrypt=True) needs cryptography: pip install 'sessionware[crypto]'"
+        ) from exc
