@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .tables import ordered, overheads
+
 CELLS = ("noop-nocookie", "noop", "read", "write")
 ROUTES = ("noop", "read", "write")
 COLORS = {"noop-nocookie": "#bbbbbb", "noop": "#6baed6", "read": "#2171b5", "write": "#fd8d3c"}
@@ -47,10 +49,8 @@ def draw(main: dict[str, Any], path: Path) -> None:
 
 
 def _overhead_panel(ax: Any, block: dict[str, Any], bare: str) -> None:
-    from .report import overheads
-
     over = overheads(block, bare)
-    apps = [a for a in _ordered(over) if a != bare][::-1]
+    apps = [a for a in ordered(over) if a != bare][::-1]
     width = 0.8 / len(CELLS)
     for index, cell in enumerate(CELLS):
         # Log scale: an overhead within noise of zero (or below) is drawn at 0.5 µs.
@@ -62,19 +62,13 @@ def _overhead_panel(ax: Any, block: dict[str, Any], bare: str) -> None:
 
 
 def _rps_panel(ax: Any, results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
-    apps = _ordered(results)[::-1]
+    apps = ordered(results)[::-1]
     width = 0.8 / len(ROUTES)
     for index, route in enumerate(ROUTES):
         values = [statistics.median(r["rps"] for r in results[a][route]) for a in apps]
         positions = [i + (index - 1) * width for i in range(len(apps))]
         ax.barh(positions, values, height=width, color=COLORS[route], label=route)
     _ticks(ax, apps)
-
-
-def _ordered(table: dict[str, Any]) -> list[str]:
-    from .report import ordered
-
-    return ordered(table)
 
 
 def _ticks(ax: Any, apps: list[str]) -> None:

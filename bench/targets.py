@@ -6,6 +6,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from .tables import overheads
+
 ROUTES = ("noop", "read", "write")
 SCALE_RATIO = 1.5
 STALL_MS = 100.0
@@ -21,8 +23,6 @@ class Check:
 
 
 def _overheads(main: dict[str, Any]) -> dict[str, dict[str, float]]:
-    from .report import overheads
-
     return overheads(main["asgi_inprocess"], "bare")
 
 
@@ -204,8 +204,6 @@ def _lazy_check(main: dict[str, Any], over: dict[str, dict[str, float]]) -> Chec
         if app.endswith("-explicit")
     }
     if "wsgi_inprocess" in main:
-        from .report import overheads
-
         wsgi = overheads(main["wsgi_inprocess"], "flask-bare")
         for app, cells in wsgi.items():
             if app.startswith("sessionware-wsgi-"):
@@ -224,8 +222,6 @@ def _wsgi_redis_check(main: dict[str, Any]) -> Check:
     target = f"WSGI: Redis /read ≤ 0.5{TIMES} Flask-Session's overhead (Beaker: not in this bench)"
     if "wsgi_inprocess" not in main:
         return Check(target, "—", None)
-    from .report import overheads
-
     wsgi = overheads(main["wsgi_inprocess"], "flask-bare")
     ours, theirs = wsgi.get("sessionware-wsgi-redis"), wsgi.get("flask-session-redis")
     if ours is None or theirs is None:
