@@ -203,7 +203,10 @@ class Flows(IndexFlows):
             value = encode_record(moved, generation, blob)
             expires = exptime(moved.expires_at, time.time())
             if written:  # the old record changed: the new one takes its newer data
-                if not (yield from self._rewrite(new_name, value, expires, now)):
+                rewritten = yield from self._rewrite(new_name, value, expires, now)
+                if rewritten is None:
+                    break  # gave up: the new key goes, below
+                if not rewritten:
                     return False  # a revocation ended the new key, and so the old one
             elif not (yield from self._put_new(new_name, value, expires, now)):
                 return False
@@ -219,8 +222,9 @@ class Flows(IndexFlows):
         yield Delete(new_name)
         raise self.gave_up("renew")
 
-    def _rewrite(self, name: bytes, value: bytes, expires: int, now: float) -> Flow[bool]:
-        """Replace this renewal's own unpublished record; ``False`` if it was ended."""
+    def _rewrite(self, name: bytes, value: bytes, expires: int, now: float) -> Flow[bool | None]:
+        """Replace this renewal's own unpublished record; ``False`` if it was ended,
+        ``None`` if every attempt lost its ``cas`` (the caller removes it and gives up)."""
         for attempt in range(self.attempts):
             got = yield from ask(Gets(name))
             if got is None:  # evicted before anyone saw it
@@ -231,4 +235,4 @@ class Flows(IndexFlows):
             if (yield from ask(Cas(name, value, expires, got[1]))):
                 return True
             yield from self.pause(attempt)
-        raise self.gave_up("renew")
+        return None

@@ -212,17 +212,17 @@ class RedisStore(SessionStore):
     def rotate(
         self, key: str, new_key: str, record: Record, now: float, stale_until: float
     ) -> Written:
-        flow = self._sync.flows.rotate(key, new_key, record, now, stale_until)
-        with self._failed["rotate"]:
-            return self._sync.run(flow)
+        with self._failed["rotate"]:  # building the client may connect (a cluster does)
+            return self._sync.run(self._sync.flows.rotate(key, new_key, record, now, stale_until))
 
     def renew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
         with self._failed["renew"]:
             return self._sync.run(self._sync.flows.renew(key, new_key, now, grace_until))
 
     def clear_expired(self, now: float | None = None, progress: Progress | None = None) -> int:
-        moment, io, removed = now_or(now), self._sync, 0
+        moment, removed = now_or(now), 0
         with self._failed["clear_expired"]:
+            io = self._sync
             for names in io.scan(self._hashes, "hash"):
                 removed += io.run(io.flows.expire_batch(names, moment))
                 if progress is not None:
@@ -235,8 +235,9 @@ class RedisStore(SessionStore):
         return removed
 
     def count_expired(self, now: float | None = None) -> int:
-        moment, io = now_or(now), self._sync
+        moment = now_or(now)
         with self._failed["count_expired"]:
+            io = self._sync
             return sum(
                 io.run(io.flows.count_dead(names, moment))
                 for names in io.scan(self._hashes, "hash")
@@ -249,9 +250,8 @@ class RedisStore(SessionStore):
             return check_redis(self._sync, self.prefix, self._hashes)
 
     def user_sessions(self, user_id: str | int, now: float | None = None) -> list[SessionInfo]:
-        flow = self._sync.flows.user_sessions(user_text(user_id), now_or(now))
         with self._failed["user_sessions"]:
-            return self._sync.run(flow)
+            return self._sync.run(self._sync.flows.user_sessions(user_text(user_id), now_or(now)))
 
     def revoke_session(
         self,
@@ -261,10 +261,10 @@ class RedisStore(SessionStore):
         stale_for: float = DEFAULT_STALE_WINDOW,
     ) -> bool:
         moment = now_or(now)
-        flow = self._sync.flows.revoke_session(
-            user_text(user_id), session_id, moment, moment + stale_for
-        )
         with self._failed["revoke_session"]:
+            flow = self._sync.flows.revoke_session(
+                user_text(user_id), session_id, moment, moment + stale_for
+            )
             return self._sync.run(flow)
 
     def revoke_user(
@@ -275,16 +275,16 @@ class RedisStore(SessionStore):
         stale_for: float = DEFAULT_STALE_WINDOW,
     ) -> int:
         moment = now_or(now)
-        flow = self._sync.flows.revoke_user(
-            user_text(user_id), except_key, moment, moment + stale_for
-        )
         with self._failed["revoke_user"]:
+            flow = self._sync.flows.revoke_user(
+                user_text(user_id), except_key, moment, moment + stale_for
+            )
             return self._sync.run(flow)
 
     def delete_all(self) -> int:
         """Remove every key under this store's prefix (tests, resets); the number removed."""
-        client = self._sync.client
         with self._failed["delete_all"]:
+            client = self._sync.client
             return sum(int(client.unlink(*names)) for names in self._sync.scan(self._hashes, None))
 
     def close(self) -> None:

@@ -113,9 +113,14 @@ def cluster_eval_waiting(
     raise redis.exceptions.ClusterError("the session's hash slot kept moving")
 
 
+# What a slot-map refresh may raise when no node answers (the cluster's own exception is
+# not a RedisError).
+_UNREACHABLE = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
 def _refresh(cluster: RedisCluster) -> None:
     # A cluster that cannot be read now fails the write that follows, or has failed it.
-    with contextlib.suppress(redis.RedisError, OSError):
+    with contextlib.suppress(*_UNREACHABLE):
         cluster.nodes_manager.initialize()
 
 
@@ -177,5 +182,5 @@ async def acluster_eval_waiting(
 
 
 async def _arefresh(cluster: AsyncRedisCluster) -> None:
-    with contextlib.suppress(redis.RedisError, OSError):
+    with contextlib.suppress(*_UNREACHABLE):
         await cluster.nodes_manager.initialize()

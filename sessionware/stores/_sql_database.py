@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from .._errors import SessionStoreError, SessionTooLargeError, map_store_errors
 from .._flow import drive
-from .._records import Fields, pack_fields
 from ._sql_flows import (
     Execute,
     Flow,
@@ -271,12 +270,6 @@ class SessionDatabase:
             raise Refused(exc, size, verdict == "too large") from exc
 
     # -- sizes ------------------------------------------------------------------------------
-
-    def packed(self, fields: Fields) -> bytes:
-        """The blob of ``fields``, or ``SessionTooLargeError`` if it cannot be written."""
-        blob = pack_fields(fields)
-        self.check_size(len(blob))
-        return blob
 
     def check_size(self, size: int) -> None:
         if self.max_data_bytes is not None and size > self.max_data_bytes:
