@@ -53,6 +53,24 @@ the ``Moved`` pointer the key holds (nothing written; follow it)."""
 
 DEFAULT_STALE_WINDOW = 60.0
 
+OPERATIONS = (
+    "load",
+    "insert",
+    "update",
+    "delete",
+    "rotate",
+    "renew",
+    "clear_expired",
+    "count_expired",
+    "check",
+    "user_sessions",
+    "revoke_session",
+    "revoke_user",
+    "delete_all",
+)
+"""The operations a store's errors are reported under ("Redis failed in rotate: …");
+``delete_all`` is the server stores' reset for tests."""
+
 Progress = Callable[[int], None]
 """Told how many entries a purge has removed so far (``clear_expired(progress=…)``)."""
 

@@ -23,6 +23,7 @@ from .._keys import info_id
 from .._records import Change, Loaded, Record, SessionInfo
 from .._store import (
     DEFAULT_STALE_WINDOW,
+    OPERATIONS,
     Finding,
     Progress,
     SessionStore,
@@ -40,21 +41,6 @@ from ._per_loop import PerLoop
 T = TypeVar("T")
 
 DEFAULT_PORT = 11211
-_OPERATIONS = (
-    "load",
-    "insert",
-    "update",
-    "delete",
-    "rotate",
-    "renew",
-    "clear_expired",
-    "count_expired",
-    "check",
-    "user_sessions",
-    "revoke_session",
-    "revoke_user",
-    "delete_all",
-)
 
 
 class MemcachedStore(SessionStore):
@@ -146,8 +132,8 @@ class MemcachedStore(SessionStore):
         self.max_data_bytes = max_item_bytes - HEADER_RESERVE
         self._timeout = float(timeout)
         self._flows = Flows(prefix_bytes, max_item_bytes)
-        self._failed = {op: map_store_errors("Memcached", op, *SYNC_ERRORS) for op in _OPERATIONS}
-        self._afailed = {op: map_store_errors("Memcached", op, *ASYNC_ERRORS) for op in _OPERATIONS}
+        self._failed = {op: map_store_errors("Memcached", op, *SYNC_ERRORS) for op in OPERATIONS}
+        self._afailed = {op: map_store_errors("Memcached", op, *ASYNC_ERRORS) for op in OPERATIONS}
         self._owns_client = client is None
         if client is None:
             client = PooledClient(

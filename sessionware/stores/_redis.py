@@ -20,6 +20,7 @@ from .._errors import map_store_errors
 from .._records import Change, Loaded, Record, SessionInfo
 from .._store import (
     DEFAULT_STALE_WINDOW,
+    OPERATIONS,
     Finding,
     Progress,
     SessionStore,
@@ -38,21 +39,6 @@ from ._redis_wait import Wait
 if TYPE_CHECKING:
     from ._redis_io import AsyncClient, SyncClient
 
-_OPERATIONS = (
-    "load",
-    "insert",
-    "update",
-    "delete",
-    "rotate",
-    "renew",
-    "clear_expired",
-    "count_expired",
-    "check",
-    "user_sessions",
-    "revoke_session",
-    "revoke_user",
-    "delete_all",
-)
 T = TypeVar("T")
 
 _ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
@@ -144,7 +130,7 @@ class RedisStore(SessionStore):
         self._hashes, self._indexes = escaped + "*", escaped + USERS.decode() + "*"
         self._timeout = timeout
         self._wait = Wait(wait_replicas, wait_timeout) if wait_replicas else None
-        self._failed = {op: map_store_errors("Redis", op, *_ERRORS) for op in _OPERATIONS}
+        self._failed = {op: map_store_errors("Redis", op, *_ERRORS) for op in OPERATIONS}
         self._owns_client = client is None
         self._closers: list[Callable[[], None]] = []
         self._opening = threading.Lock()

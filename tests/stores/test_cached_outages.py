@@ -19,30 +19,14 @@ from sessionware.stores._cached_entries import Found, read_entry
 from sessionware.stores.base import Loaded, Record, Stale
 from sessionware.testing.conformance import change, field, live, record
 from tests.counting import CountingStore
-from tests.servers import PrivateRedis, free_port, require_redis_server
+from tests.servers import PrivateRedis
 from tests.stores.cached_parts import BACKINGS, Site, backing
 from tests.stores.test_redis import CLOSED_URL, MODES, twin
 
 ADMIN, USER = field("role", "admin"), field("role", "user")
-# A write the cache refused must be dropped before the pause ends; under a parallel run a
-# starved redis-server may parse it only after, and apply it: these run apart (.ci/run).
+# Their bounds are timings of a private server (timeouts of 0.3 s, pauses): they run
+# apart from the parallel run, on a quiet machine (.ci/run).
 pytestmark = pytest.mark.serial
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    """A running ``redis-server`` of this test alone (never the shared one on 6379)."""
-    binary = require_redis_server()
-    for _ in range(3):  # another process may take the free port before the server binds it
-        server = PrivateRedis(binary, free_port())
-        if server.launch():
-            break
-    else:
-        pytest.fail("could not start a private redis-server")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKINGS)
@@ -94,7 +78,10 @@ def test_a_save_the_cache_missed_is_seen_everywhere_once_the_writer_is_back(
     with writes_refused(private_redis):
         assert writer.update(key, change(now, set={"role": USER}), now) is True
         assert role(writer.load(key, now)) == USER
-    assert cached_role(site, key, now) == ADMIN  # the seal was lost with the write
+    # The cache write timed out: dropped (the old copy stays, its seal lost with the
+    # write), or applied late by a server that read it only after the pause (nothing
+    # cached). Never the new data without the writer knowing, and never served below.
+    assert cached_role(site, key, now) in (ADMIN, None)
     assert writer.load(new_key(), now) is None  # the writer's next operation
     assert cached_role(site, key, now) is None
     for worker in (reader, site.worker()):
