@@ -1,8 +1,10 @@
-"""Flask with sessionware as WSGI middleware, sessions kept as files.
+"""Flask with sessionware as plain WSGI middleware, sessions kept as files in
+``./flask-sessions`` (ignored by git).
 
 Run:  flask --app examples.flask_app run
-Flask's own ``flask.session`` is a signed cookie; this one is server-side and has
-Django's API (``flush()``, ``cycle_key()``, ``set_expiry()``).
+The session is ``get_session(request.environ)``, as under any WSGI app. To have it as
+``flask.session`` instead (Flask-Login, Flask-WTF), use ``sessionware.flask.init_app``:
+see ``flask_login_app.py``.
 """
 
 from __future__ import annotations

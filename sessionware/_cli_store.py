@@ -149,8 +149,8 @@ def sessions(store: SessionStore, user: str, out: TextIO) -> int:
     infos = store.user_sessions(user)
     if not infos:
         out.write(
-            f"user {user} has no live sessions (sessions are indexed by user only where "
-            "the application sets user_key)\n"
+            f"user {user} has no live sessions (a session is listed while it lives, and "
+            "only if the application set its user_key)\n"
         )
         return 0
     rows = [("id", "created", "updated", "expires")]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._memory import MemoryStore
     from ._redis import RedisStore
     from ._sql import SQLStore
+    from ._urls import store_from_url
 
 __all__ = [
     "CachedStore",
@@ -25,6 +26,7 @@ __all__ = [
     "RedisStore",
     "SQLStore",
     "SessionStore",
+    "store_from_url",
 ]
 
 _MODULES = {
@@ -35,6 +37,7 @@ _MODULES = {
     "MemoryStore": "._memory",
     "RedisStore": "._redis",
     "SQLStore": "._sql",
+    "store_from_url": "._urls",
 }
 
 
