@@ -20,6 +20,7 @@ from ._errors import CookieTooLargeError, SessionStoreError, SessionTooLargeErro
 from ._expiry import is_dead
 from ._flow import Flow, Load, perform
 from ._keys import key_fingerprint
+from ._options import Options, build_settings
 from ._records import Moved, Record, Stale
 from ._request import (
     NOTHING,
@@ -38,7 +39,19 @@ from ._settings import Settings
 
 logger = logging.getLogger("sessionware.lifecycle")
 
-__all__ = ["NOTHING", "CloseSocket", "Lifecycle", "Outcome", "Replacement", "RequestState"]
+# The adapters (asgi, wsgi, flask) reach the core through this module alone.
+__all__ = [
+    "NOTHING",
+    "CloseSocket",
+    "Lifecycle",
+    "Options",
+    "Outcome",
+    "Replacement",
+    "RequestState",
+    "Session",
+    "SessionStoreError",
+    "build_settings",
+]
 WEBSOCKET_NO_COOKIE = (
     "a websocket cannot send a cookie, so this session cannot get a new key here: call "
     "cycle_key()/create(), or store data in a session that has no key yet, in an HTTP "

@@ -6,11 +6,18 @@ import time
 from typing import Unpack
 
 from ._cookies import edit_headers
-from ._errors import SessionStoreError
 from ._flow import run_async
-from ._lifecycle import CloseSocket, Lifecycle, Outcome, Replacement, RequestState
-from ._options import Options, build_settings
-from ._session import Session
+from ._lifecycle import (
+    CloseSocket,
+    Lifecycle,
+    Options,
+    Outcome,
+    Replacement,
+    RequestState,
+    Session,
+    SessionStoreError,
+    build_settings,
+)
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 LOADER_KEY = "sessionware.load"  # scope key of the explicit loader (autoload=False)
@@ -97,8 +104,8 @@ def _explicit_mode() -> None:
 
 class _ExplicitLoader:
     """``await load_session(request)`` under ``autoload=False``: loads once, then returns
-    the same ``Session``; a store failure raises ``SessionStoreError`` (answered with 503
-    at the response)."""
+    the same ``Session``; a store failure raises ``SessionStoreError`` (answered with the
+    lifecycle's outage response at the response)."""
 
     __slots__ = ("_lifecycle", "_state")
 

@@ -13,10 +13,15 @@ from functools import partial
 from typing import Unpack
 
 from ._cookies import edit_headers
-from ._errors import SessionStoreError
 from ._flow import run_sync
-from ._lifecycle import Lifecycle, Replacement, RequestState
-from ._options import Options, build_settings
+from ._lifecycle import (
+    Lifecycle,
+    Options,
+    Replacement,
+    RequestState,
+    SessionStoreError,
+    build_settings,
+)
 from ._types import Environ, ExcInfo, Headers, StartResponse, Write, WSGIApp
 
 ENVIRON_KEY = "sessionware.session"
@@ -59,7 +64,7 @@ class WSGISessionMiddleware:
 
     def _load(self, state: RequestState) -> None:
         """The session's first use: load it now; a store failure propagates into the app
-        (so it stops) and is answered with 503 at the response."""
+        (so it stops) and is answered with the outage response at the response."""
         run_sync(self.lifecycle.open(state, time.time()), self.settings.store)
         if state.load_error is not None:
             raise state.load_error
