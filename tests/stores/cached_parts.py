@@ -13,6 +13,7 @@ from typing import TypeVar
 from sessionware._errors import SessionStoreError
 from sessionware._keys import new_key
 from sessionware.stores import CachedStore, FileStore, RedisStore, SQLStore
+from sessionware.stores._cached_entries import read_entry
 from sessionware.stores.base import (
     DEFAULT_STALE_WINDOW,
     Change,
@@ -183,3 +184,17 @@ class Hooked(SessionStore):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def load_until_cached(site: Site, load: Callable[[], Loaded], key: str, now: float) -> Loaded:
+    """``load()`` until the cache holds a copy of ``key``; what the filling load gave. A
+    load fills only if its store read came back within ``fill_deadline``, which a busy
+    machine can miss: a test that needs a copy asks again rather than fail on a stall."""
+    for _ in range(_FILL_TRIES):
+        loaded = load()
+        if isinstance(read_entry(site.cache.load(key, now)), Record):
+            return loaded
+    raise AssertionError(f"no load filled the cache in {_FILL_TRIES} tries")
+
+
+_FILL_TRIES = 20
