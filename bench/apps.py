@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .config import MYSQL_URL, POSTGRES_URL, REDIS_URL, SECRET, Run
+from .config import MEMCACHED_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, SECRET, Run
 
 # What a logged-in user's session typically holds; stored by the first /write.
 PROFILE: dict[str, Any] = {
@@ -49,6 +49,7 @@ ASGI_APPS: dict[str, str | None] = {
     "sessionware-redis": "sessionid",
     "sessionware-postgres": "sessionid",
     "sessionware-mysql": "sessionid",
+    "sessionware-memcached": "sessionid",
     # ASGI explicit mode (autoload=False): measured on /noop only, where no store call
     # may happen even though the request carries a session cookie.
     "sessionware-cookie-explicit": "sessionid",
@@ -58,6 +59,7 @@ ASGI_APPS: dict[str, str | None] = {
     "sessionware-redis-explicit": "sessionid",
     "sessionware-postgres-explicit": "sessionid",
     "sessionware-mysql-explicit": "sessionid",
+    "sessionware-memcached-explicit": "sessionid",
 }
 EXPLICIT = "-explicit"
 
@@ -177,7 +179,14 @@ def _starsessions(name: str, run: Run) -> BuiltApp:
 
 def _sessionware(name: str, run: Run) -> BuiltApp:
     from sessionware import SessionMiddleware
-    from sessionware.stores import CookieStore, FileStore, MemoryStore, RedisStore, SQLStore
+    from sessionware.stores import (
+        CookieStore,
+        FileStore,
+        MemcachedStore,
+        MemoryStore,
+        RedisStore,
+        SQLStore,
+    )
 
     explicit = name.endswith(EXPLICIT)
     kind = name.removeprefix("sessionware-").removesuffix(EXPLICIT)
@@ -197,7 +206,19 @@ def _sessionware(name: str, run: Run) -> BuiltApp:
         store = SQLStore(MYSQL_URL, table=run.sql_table(name))
     elif kind == "redis":
         store = RedisStore(REDIS_URL, prefix=run.redis_prefix(name))
+    elif kind == "memcached":
+        store = MemcachedStore(MEMCACHED_URL, prefix=run.redis_prefix(name))
     else:
         raise ValueError(f"unknown app {name!r}")
     middleware = [Middleware(SessionMiddleware, store=store, **options)]
-    return BuiltApp(name, _starlette(middleware, explicit), ASGI_APPS[name], [store.aclose])
+    closers = [store.aclose]
+    if kind == "memcached":  # its items would outlive the run (the bench removes the rest)
+        closers.insert(0, _closer(store.delete_all))
+    return BuiltApp(name, _starlette(middleware, explicit), ASGI_APPS[name], closers)
+
+
+def _closer(close: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    async def closing() -> None:
+        close()
+
+    return closing

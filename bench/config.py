@@ -12,6 +12,7 @@ from pathlib import Path
 REDIS_URL = os.environ.get("SWBENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 POSTGRES_URL = os.environ.get("SWBENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("SWBENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+MEMCACHED_URL = os.environ.get("SWBENCH_MEMCACHED_URL", "memcached://127.0.0.1:11211")
 SECRET = "bench-secret-key-0123456789abcdef"
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -11,7 +11,9 @@ wrote itself, with no sessionware code in between:
 - PostgreSQL: ``SELECT`` by primary key, and ``SELECT`` + ``UPDATE`` (psycopg's async
   connection, autocommit);
 - MariaDB: the same with each async driver measured (asyncmy and aiomysql);
-- SQLite: the same with ``sqlite3`` in WAL mode, on the event loop's thread.
+- SQLite: the same with ``sqlite3`` in WAL mode, on the event loop's thread;
+- Memcached: ``get``; and ``get`` + ``gets`` + ``cas`` of the item, as an update sends
+  them (emcache, the store's async client).
 
 ``sessionware's overhead beyond the floor`` is then the app's overhead over the bare app
 minus the floor of what its route has to do (see ``targets``).
@@ -25,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import emcache
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
@@ -32,11 +35,12 @@ from redis.backoff import NoBackoff
 from sessionware._keys import new_key
 from sessionware._records import Change, Record, pack_fields
 from sessionware._serializers import FieldCodec, JSONSerializer
-from sessionware.stores import RedisStore, SQLStore
+from sessionware.stores import MemcachedStore, RedisStore, SQLStore
+from sessionware.stores._memcached_layout import session_name
 from sessionware.stores._redis_flows import Eval, Flows
 
 from .apps import PROFILE
-from .config import MYSQL_URL, POSTGRES_URL, REDIS_URL, Run
+from .config import MEMCACHED_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, Run
 
 HOUR = 3600.0
 TIMEOUT = 5.0  # the stores' default timeout, so the same client settings
@@ -53,6 +57,8 @@ FLOORS: dict[str, str] = {
     "mysql-aiomysql-read": "MariaDB `SELECT` (aiomysql)",
     "sqlite-read": "SQLite `SELECT` (sqlite3, WAL)",
     "sqlite-write": "SQLite `SELECT` + `UPDATE` (sqlite3, WAL)",
+    "memcached-read": "Memcached `get` (emcache)",
+    "memcached-write": "Memcached `get` + `gets` + `cas` (emcache)",
 }
 
 _COLUMNS = "kind, target, data, created_at, expires_at, expiry, key_at, updated_at, user_id"
@@ -73,7 +79,7 @@ class Floors:
         self.ops: dict[str, Op] = {}
         self.skipped: dict[str, str] = {}
         self._closers: list[Callable[[], Awaitable[object]]] = []
-        self._stores: list[SQLStore | RedisStore] = []
+        self._stores: list[SQLStore | RedisStore | MemcachedStore] = []
 
     async def open(self) -> None:
         for name, opener in (
@@ -82,6 +88,7 @@ class Floors:
             ("mysql", self._mysql_asyncmy),
             ("mysql-aiomysql", self._mysql_aiomysql),
             ("sqlite", self._sqlite),
+            ("memcached", self._memcached),
         ):
             try:
                 await opener()
@@ -141,6 +148,39 @@ class Floors:
 
         await write()
         self.ops["redis-read"], self.ops["redis-write"] = read, write
+
+    async def _memcached(self) -> None:
+        store = MemcachedStore(MEMCACHED_URL, prefix=self.run.redis_prefix("floor"))
+        self._stores.append(store)
+        key = new_key()
+        assert store.insert(key, _record())
+        host, port = MEMCACHED_URL.removeprefix("memcached://").rsplit(":", 1)
+        client = await emcache.create_client(
+            [emcache.MemcachedHostAddress(host, int(port))],
+            timeout=TIMEOUT,
+            connection_timeout=TIMEOUT,
+        )
+
+        async def close() -> None:
+            await client.close()
+
+        self._closers.append(close)
+        name = session_name(store.prefix.encode(), key)
+
+        async def read() -> object:
+            return await client.get(name)
+
+        async def write() -> object:
+            # What an update sends: the load's get, then gets and cas of the new value.
+            await client.get(name)
+            item = await client.gets(name)
+            assert item is not None
+            assert item.cas is not None
+            await client.cas(name, item.value, item.cas, exptime=3600)
+            return item
+
+        await write()
+        self.ops["memcached-read"], self.ops["memcached-write"] = read, write
 
     def _sql_store(self, url: str, name: str) -> tuple[str, str]:
         """A table the store made, holding one session: (table, key)."""

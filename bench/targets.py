@@ -45,6 +45,7 @@ FLOOR_OF = {
     "sessionware-postgres": "postgres",
     "sessionware-mysql": "mysql",
     "sessionware-sqlite": "sqlite",
+    "sessionware-memcached": "memcached",
 }
 
 
