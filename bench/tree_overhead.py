@@ -1,0 +1,160 @@
+"""Overhead of one source tree's sessionware, to compare two commits in the same session.
+
+    git worktree add /tmp/before 2cc3616
+    for tree in /tmp/before "$PWD"; do
+        PYTHONPATH=$tree .venv/bin/python bench/tree_overhead.py memory,cookie,redis
+    done
+
+Run as a file, not with ``-m``, so that ``PYTHONPATH`` decides which sessionware is
+imported. Each line is JSON: per store and route, µs per in-process request over a bare
+Starlette app (the median of the per-round differences, each cell measured right after
+the bare app's same route). Uses only the API both waves share. Alternate the trees two or
+three times and compare medians; the machine should be otherwise idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message
+
+import sessionware
+from sessionware import SessionMiddleware
+from sessionware.stores import CookieStore, MemoryStore, RedisStore
+
+SECRET = "tree-overhead-secret-0123456789abcdef"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+PROFILE = {"user_id": 4242, "name": "Ada", "roles": ["a", "b"], "prefs": {"t": "dark"}}
+ROUTES = ("noop", "read", "write")
+ROUNDS, REQUESTS = 7, 2000
+
+
+def _touch(session: MutableMapping[str, Any], write: bool) -> str:
+    if write:
+        if "user_id" not in session:
+            session.update(PROFILE)
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+    return str(session.get("user_id"))
+
+
+async def _noop(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def _read(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(_touch(request.session, write=False))
+
+
+async def _write(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(_touch(request.session, write=True))
+
+
+async def _bare(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("4242")
+
+
+def _app(store: Any) -> ASGIApp:
+    if store is None:
+        return Starlette(routes=[Route(f"/{route}", _bare) for route in ROUTES])
+    routes = [Route("/noop", _noop), Route("/read", _read), Route("/write", _write)]
+    middleware = [Middleware(SessionMiddleware, store=store, secret_key=SECRET)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def _store(kind: str) -> Any:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "cookie":
+        return CookieStore()
+    if kind == "redis":
+        return RedisStore(REDIS_URL, prefix=f"tree-overhead-{time.time_ns()}:")
+    raise SystemExit(f"unknown store {kind!r} (memory, cookie, redis)")
+
+
+async def _run(app: ASGIApp, path: str, n: int, jar: list[bytes | None]) -> float:
+    """µs per request; the client keeps its session cookie, as a browser does."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    started: list[Message] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.append(message)
+
+    begin = time.perf_counter_ns()
+    for _ in range(n):
+        headers = [(b"host", b"bench")]
+        if jar[0] is not None:
+            headers.append((b"cookie", jar[0]))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        started.clear()
+        await app(scope, receive, send)
+        for name, value in started[0]["headers"]:
+            if name == b"set-cookie":
+                ended = b"max-age=0" in value.lower()
+                jar[0] = None if ended else value.split(b";", 1)[0]
+    return (time.perf_counter_ns() - begin) / n / 1000
+
+
+async def _measure(kinds: list[str]) -> dict[str, dict[str, float]]:
+    stores = {kind: _store(kind) for kind in kinds}
+    bare = _app(None)
+    bare_jar: list[bytes | None] = [None]
+    apps = {kind: _app(store) for kind, store in stores.items()}
+    jars: dict[str, list[bytes | None]] = {kind: [None] for kind in kinds}
+    for kind, app in apps.items():  # a session to carry, connections open
+        await _run(app, "/write", 1, jars[kind])
+        await _run(app, "/read", 300, jars[kind])
+    samples: dict[str, dict[str, list[float]]] = {k: {r: [] for r in ROUTES} for k in kinds}
+    for _ in range(ROUNDS):
+        for route in ROUTES:
+            for kind, app in apps.items():
+                floor = await _run(bare, f"/{route}", REQUESTS, bare_jar)
+                cost = await _run(app, f"/{route}", REQUESTS, jars[kind])
+                samples[kind][route].append(cost - floor)
+    for store in stores.values():
+        if isinstance(store, RedisStore):
+            store.delete_all()
+            await store.aclose()
+    return {
+        kind: {route: round(statistics.median(values), 1) for route, values in routes.items()}
+        for kind, routes in samples.items()
+    }
+
+
+def main(argv: list[str]) -> int:
+    kinds = (argv[0] if argv else "memory,cookie").split(",")
+    result = asyncio.run(_measure(kinds))
+    print(json.dumps({"tree": sessionware.__file__, "overhead_us": result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
