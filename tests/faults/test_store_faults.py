@@ -144,14 +144,23 @@ def test_a_logout_that_met_a_frozen_redis_can_be_repeated_and_is_then_final(
 def kill_connections(table: str) -> int:
     """``pg_terminate_backend`` every connection of this test's store (by its app name)."""
     engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+    mine = {"name": table}
     with engine.connect() as conn:
         killed = conn.execute(
             sa.text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = :name"
             ),
-            {"name": table},
+            mine,
         ).scalar_one()
+        # pg_terminate_backend only signals: wait until the backends are gone, so the
+        # next request meets dead connections (not ones that die mid-query).
+        deadline = time.monotonic() + 5
+        count = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+        while conn.execute(count, mine).scalar_one():
+            assert time.monotonic() < deadline, "terminated backends are still running"
+            time.sleep(0.01)
+            conn.commit()  # pg_stat_activity is a snapshot per transaction
     engine.dispose()
     return int(killed)
 
