@@ -123,7 +123,9 @@ class BuiltApp:
             await close()
 
 
-def _starlette(middleware: list[Middleware] | None, explicit: bool = False) -> Starlette:
+def starlette_app(middleware: list[Middleware] | None, explicit: bool = False) -> Starlette:
+    """The bench's app: ``None`` builds the bare app (no session), else the routes that
+    use the session the middleware gives (``explicit``: loaded with ``load_session``)."""
     if middleware is None:
         routes = [Route("/noop", _noop), Route("/read", _bare_read), Route("/write", _bare_write)]
     elif explicit:
@@ -141,12 +143,12 @@ def build_asgi(name: str, run: Run) -> BuiltApp:
     """The app called ``name`` (a key of ``ASGI_APPS``), with stores named after ``run``."""
     cookie = ASGI_APPS[name]
     if name == "bare":
-        return BuiltApp(name, _starlette(None), cookie)
+        return BuiltApp(name, starlette_app(None), cookie)
     if name == "starlette":
         from starlette.middleware.sessions import SessionMiddleware as StarletteSessions
 
         return BuiltApp(
-            name, _starlette([Middleware(StarletteSessions, secret_key=SECRET)]), cookie
+            name, starlette_app([Middleware(StarletteSessions, secret_key=SECRET)]), cookie
         )
     if name.startswith("starsessions-"):
         return _starsessions(name, run)
@@ -174,7 +176,7 @@ def _starsessions(name: str, run: Run) -> BuiltApp:
         Middleware(starsessions.SessionMiddleware, store=store, cookie_https_only=False),
         Middleware(starsessions.SessionAutoloadMiddleware),
     ]
-    return BuiltApp(name, _starlette(middleware), ASGI_APPS[name], closers)
+    return BuiltApp(name, starlette_app(middleware), ASGI_APPS[name], closers)
 
 
 def _sessionware(name: str, run: Run) -> BuiltApp:
@@ -214,7 +216,7 @@ def _sessionware(name: str, run: Run) -> BuiltApp:
     closers = [store.aclose]
     if kind == "memcached":  # its items would outlive the run (the bench removes the rest)
         closers.insert(0, _closer(store.delete_all))
-    return BuiltApp(name, _starlette(middleware, explicit), ASGI_APPS[name], closers)
+    return BuiltApp(name, starlette_app(middleware, explicit), ASGI_APPS[name], closers)
 
 
 def _closer(close: Callable[[], object]) -> Callable[[], Awaitable[None]]:

@@ -19,58 +19,31 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
 import sessionware
 from sessionware import SessionMiddleware
 from sessionware.stores import CookieStore, MemoryStore, RedisStore
 
-SECRET = "tree-overhead-secret-0123456789abcdef"
+# The bench's own app and routes, from this checkout (whichever tree PYTHONPATH names
+# may have another bench); sessionware is imported above, so it stays PYTHONPATH's.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.apps import starlette_app
+from bench.config import SECRET
+
 REDIS_URL = "redis://127.0.0.1:6379/11"
-PROFILE = {"user_id": 4242, "name": "Ada", "roles": ["a", "b"], "prefs": {"t": "dark"}}
 ROUTES = ("noop", "read", "write")
 ROUNDS, REQUESTS = 7, 2000
 
 
-def _touch(session: MutableMapping[str, Any], write: bool) -> str:
-    if write:
-        if "user_id" not in session:
-            session.update(PROFILE)
-        session["n"] = session.get("n", 0) + 1
-        return str(session["n"])
-    return str(session.get("user_id"))
-
-
-async def _noop(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-async def _read(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(_touch(request.session, write=False))
-
-
-async def _write(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(_touch(request.session, write=True))
-
-
-async def _bare(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("4242")
-
-
 def _app(store: Any) -> ASGIApp:
     if store is None:
-        return Starlette(routes=[Route(f"/{route}", _bare) for route in ROUTES])
-    routes = [Route("/noop", _noop), Route("/read", _read), Route("/write", _write)]
-    middleware = [Middleware(SessionMiddleware, store=store, secret_key=SECRET)]
-    return Starlette(routes=routes, middleware=middleware)
+        return starlette_app(None)
+    return starlette_app([Middleware(SessionMiddleware, store=store, secret_key=SECRET)])
 
 
 def _store(kind: str) -> Any:
