@@ -17,9 +17,8 @@ import base64
 import binascii
 import hashlib
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._expiry import Expiry
 from ._keys import KeySigner, is_valid_key
@@ -30,9 +29,10 @@ if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
 
 _SALT = b"sessionware.cookie"
-# Payload cookies a format remembers verified (see ``_Remembered``): the clients active at
+# Cookie values a format remembers verified (see ``_Remembered``): the clients active at
 # one moment on one worker; at most a few MB, as cookies stay under 4 KB.
 _REMEMBERED = 512
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -45,7 +45,7 @@ class Payload:
     expiry: Expiry | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # SignedKey shares one among requests: read, never changed
 class FromCookie:
     """What a cookie value says: the key, the session itself for payload formats, and
     whether it was signed with an older secret (re-sent signed with the first)."""
@@ -76,6 +76,33 @@ class PlainKey:
         return FromCookie(value) if is_valid_key(value) else None
 
 
+class _Remembered(Generic[T]):
+    """Cookie values this worker issued or verified, with what they said.
+
+    A client sends the same cookie back request after request, and verifying its HMAC
+    again each time is most of the cost of reading it. Only exact values that verified
+    are kept, so a lookup cannot accept anything the signature would refuse (str hashes
+    are keyed per process, so the lookup's timing tells a client nothing). Reads take no
+    lock; at most ``_REMEMBERED`` values are kept, the oldest dropped first.
+    """
+
+    __slots__ = ("_items", "_lock")
+
+    def __init__(self) -> None:
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()  # WSGI servers call one format from many threads
+
+    def get(self, value: str) -> T | None:
+        return self._items.get(value)
+
+    def put(self, value: str, item: T) -> None:
+        with self._lock:
+            items = self._items
+            items[value] = item
+            if len(items) > _REMEMBERED:
+                del items[next(iter(items))]
+
+
 class SignedKey:
     """The cookie is the key plus an HMAC: the first secret signs, every secret verifies."""
 
@@ -83,32 +110,38 @@ class SignedKey:
 
     def __init__(self, secrets: list[bytes]) -> None:
         self._signer = KeySigner(secrets)
+        self._recent: _Remembered[FromCookie] = _Remembered()
 
     def encode(self, key: str, payload: Payload | None) -> str:
-        return self._signer.sign(key)
+        value = self._signer.sign(key)
+        self._recent.put(value, FromCookie(key))
+        return value
 
     def decode(self, value: str) -> FromCookie | None:
+        known = self._recent.get(value)
+        if known is not None:
+            return known
         verified = self._signer.unsign(value)
         if verified is None or not is_valid_key(verified[0]):
             return None
-        return FromCookie(verified[0], verified[1])
+        known = FromCookie(verified[0], verified[1])
+        self._recent.put(value, known)
+        return known
 
 
 class _PayloadFormat:
     """Shared by the two payload formats: the document, and remembering verified cookies.
 
-    A client sends the same cookie back request after request; verifying it again each
-    time is most of the cost. Only exact values this format issued or verified are
-    remembered, with the serializer's own bytes, which are decoded afresh for every
-    request: each request gets its own objects, and every worker reads the same values.
+    Verified values are remembered (``_Remembered``) with the serializer's own bytes,
+    which are decoded afresh for every request: each request gets its own objects, and
+    every worker reads the same values.
     """
 
     carries_payload = True
 
     def __init__(self, codec: FieldCodec) -> None:
         self._codec = codec
-        self._recent: OrderedDict[str, tuple[bytes, bool]] = OrderedDict()
-        self._lock = threading.Lock()  # WSGI servers call one format from many threads
+        self._recent: _Remembered[tuple[bytes, bool]] = _Remembered()
 
     def encode(self, key: str, payload: Payload | None) -> str:
         if payload is None:
@@ -123,20 +156,16 @@ class _PayloadFormat:
             document["x"] = payload.expiry.to_json()
         raw = self._codec.serializer.dumps(document)
         value = self._protect(raw)
-        self._remember(value, raw, False)
+        self._recent.put(value, (raw, False))
         return value
 
     def decode(self, value: str) -> FromCookie | None:
-        with self._lock:
-            known = self._recent.get(value)
-            if known is not None:
-                self._recent.move_to_end(value)
+        known = self._recent.get(value)
         if known is None:
-            opened = self._open(value)
-            if opened is None:
+            known = self._open(value)
+            if known is None:
                 return None
-            self._remember(value, *opened)
-            known = opened
+            self._recent.put(value, known)
         return self._read(*known)
 
     def _read(self, raw: bytes, old: bool) -> FromCookie | None:
@@ -153,13 +182,6 @@ class _PayloadFormat:
             return None
         expiry = Expiry.from_json(document.get("x"))
         return FromCookie(key, old, Payload(data, created, expires, expiry))
-
-    def _remember(self, value: str, raw: bytes, old: bool) -> None:
-        with self._lock:
-            self._recent[value] = (raw, old)
-            self._recent.move_to_end(value)
-            if len(self._recent) > _REMEMBERED:
-                self._recent.popitem(last=False)
 
     def _protect(self, raw: bytes) -> str:
         raise NotImplementedError

@@ -14,6 +14,8 @@ Invariants kept here, for every store and both middlewares:
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
 
 from ._cookies import MAX_COOKIE_SIZE, MAX_VALUE_LENGTH, Duplicated, find_cookie
 from ._errors import CookieTooLargeError, SessionStoreError, SessionTooLargeError
@@ -88,16 +90,25 @@ class Lifecycle:
         decoded = settings.format.decode(value)
         if decoded is None:
             return RequestState(session, kind, Began.BAD)
-        return RequestState(
+        state = RequestState(
             session,
             kind,
             Began.UNKNOWN,  # until the load says otherwise
             cookie_value=value,
             cookie_key=decoded.key,
             old_secret=decoded.old_secret,
-            payload=decoded.payload,
-            needs_load=True,
+            needs_load=decoded.payload is None,
         )
+        payload = decoded.payload
+        # A payload cookie is the session itself: there is nothing to load.
+        if payload is not None and not is_dead(
+            payload.expires_at, payload.created_at, settings.policy, time.time()
+        ):
+            state.began = Began.LIVE
+            session.fill(
+                payload.data, decoded.key, expiry=payload.expiry, created_at=payload.created_at
+            )
+        return state
 
     def open(self, state: RequestState, now: float) -> Flow[Replacement | CloseSocket | None]:
         """Load the session the cookie names into ``state.session``; on a store failure,
@@ -117,32 +128,26 @@ class Lifecycle:
         state.needs_load = False
         if key is None:
             return
-        if state.payload is not None:
-            payload = state.payload
-            if not is_dead(payload.expires_at, payload.created_at, self.settings.policy, now):
-                state.began = Began.LIVE
-                session.fill(
-                    payload.data, key, expiry=payload.expiry, created_at=payload.created_at
-                )
-            session.resolved()
-            return
         loaded = yield from perform(Load(key, now))
         hops = 0
         while isinstance(loaded, Moved) and hops < FOLLOW_HOPS:
             key, hops = loaded.key, hops + 1
             loaded = yield from perform(Load(key, now))
         if isinstance(loaded, Record):
-            self._fill(state, key, loaded, now, followed=hops > 0)
+            if not is_dead(loaded.expires_at, loaded.created_at, self.settings.policy, now):
+                # Decoded at the session's first use: a request that never touches it
+                # (most of an app's routes) pays no decoding. Until then it counts as live.
+                state.began = Began.FOLLOWED if hops else Began.LIVE
+                session.defer(partial(self._fill, state, key, loaded))
+                return
         elif hops or isinstance(loaded, Stale | Moved):
             state.began = Began.STALE  # a pointer that leads nowhere: its key ended lately
             self._saver.count("stale")
         session.resolved()
 
-    def _fill(
-        self, state: RequestState, key: str, record: Record, now: float, followed: bool
-    ) -> None:
-        if is_dead(record.expires_at, record.created_at, self.settings.policy, now):
-            return
+    def _fill(self, state: RequestState, key: str, record: Record) -> None:
+        """Decode the loaded record into the session (run at its first use, or by
+        ``close`` when the rules need its contents)."""
         try:
             data = self.settings.codec.decode(record.fields)
         except ValueError as exc:
@@ -151,13 +156,15 @@ class Lifecycle:
                 key_fingerprint(key),
                 exc,
             )
+            state.began = Began.UNKNOWN
+            state.session.resolved()
             return
-        state.began = Began.FOLLOWED if followed else Began.LIVE
         state.issued_at = record.issued_at
         state.loaded_user = record.user
         if self.settings.store.max_data_bytes is not None:
             state.loaded_bytes = _size(record)
         state.session.fill(data, key, expiry=record.expiry, created_at=record.created_at)
+        state.session.resolved()
 
     def refusal(self, kind: str, error: SessionStoreError) -> Replacement | CloseSocket:
         """What a request gets when its session cannot load (§6): the app is not called."""
@@ -176,6 +183,10 @@ class Lifecycle:
         session = state.session
         if state.began is Began.NO_COOKIE:
             return session.accessed or session.modified or self.settings.save_every_request
+        if state.began is Began.LIVE and not (
+            session.accessed or session.modified or state.old_secret or self._refreshes()
+        ):
+            return False  # rule 4, and no Vary to add: the common request that ignores it
         # Never loaded (lazy WSGI, explicit mode) nor needing a refresh: rule 3, no work.
         unused = state.needs_load and not session.loaded and not session.accessed
         return not (unused and not self._refreshes())
@@ -202,6 +213,8 @@ class Lifecycle:
             and not self._refreshes()
         ):
             return Outcome(None, session.accessed)  # rule 4, the common read: no facts needed
+        if not state.needs_load:
+            session.settle()  # the rules read the contents: decode a session never used
         plan = decide(self._facts(state, status, now))
         vary = session.accessed
         if plan.rule == 2 and session.modified:

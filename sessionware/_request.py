@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import SessionError, SessionStoreError
-from ._formats import Payload
 from ._rules import Began
 from ._session import Session
 
@@ -25,7 +24,6 @@ class RequestState:
     cookie_value: str | None = None
     cookie_key: str | None = None  # the key the cookie names (before following pointers)
     old_secret: bool = False
-    payload: Payload | None = None  # the session itself, for payload cookie formats
     issued_at: float | None = None  # when the loaded key was issued (renewal)
     loaded_user: str | None = None
     loaded_bytes: int = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 from ._expiry import (
     Expiry,
@@ -424,6 +424,8 @@ class Session(dict[str, Any]):
         return dict.__getitem__(self, name)
 
     def raw_data(self) -> dict[str, Any]:
+        """A copy of the data (decoded first if need be), without marking it accessed."""
+        self.settle()
         return dict(dict.items(self))
 
     def raw_get(self, name: str) -> Any:
@@ -462,6 +464,14 @@ class Session(dict[str, Any]):
         """Refuse anything that would need a new cookie (a websocket cannot send one)."""
         self._guard = reason
 
+    def settle(self) -> None:
+        """Run a pending loader now, without counting as an access (the lifecycle's)."""
+        if self._pending is not None:
+            self._resolve()
+
     def _resolve(self) -> None:
-        loader = cast(Callable[[], None], self._pending)
-        loader()
+        # A loader may leave another in its place: the store's load defers decoding.
+        loader = self._pending
+        while loader is not None:
+            loader()
+            loader = self._pending

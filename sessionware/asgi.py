@@ -115,7 +115,7 @@ class _ExplicitLoader:
 
     async def __call__(self) -> Session:
         state = self._state
-        if not state.session.loaded and state.load_error is None:
+        if state.needs_load and state.load_error is None:
             lifecycle = self._lifecycle
             await run_async(lifecycle.open(state, time.time()), lifecycle.settings.store)
         if state.load_error is not None:

@@ -146,10 +146,45 @@ def test_open_of_a_pointer_that_leads_nowhere_is_stale() -> None:
 def test_open_of_an_expired_or_unreadable_record_is_unknown() -> None:
     dead = Record({}, created_at=NOW - 100, expires_at=NOW - 1)
     assert opened(lifecycle(), dead).began is Began.UNKNOWN
-    garbage = stored({"user": b"\xff not ours"})
-    assert opened(lifecycle(), garbage).began is Began.UNKNOWN
     too_old = stored()
     assert opened(lifecycle(absolute_max_age=50), too_old).began is Began.UNKNOWN
+    garbage = opened(lifecycle(), stored({"user": b"\xff not ours"}))
+    assert garbage.session == {}  # decoded at first use: unreadable, so absent
+    assert garbage.began is Began.UNKNOWN
+    assert garbage.session.session_key is None
+
+
+def test_a_loaded_record_is_decoded_at_first_use_only() -> None:
+    life = lifecycle()
+    state = opened(life, stored())
+    assert state.began is Began.LIVE
+    assert not state.session.loaded
+    assert close(life, state) == (Outcome(None, False), [])  # never used: never decoded
+    assert not state.session.loaded
+    used = opened(life, stored())
+    assert used.session.get("user") == "ada"
+    assert used.session.loaded
+
+
+def test_an_unreadable_record_never_used_leaves_the_cookie_alone() -> None:
+    life = lifecycle()
+    unused = opened(life, stored({"user": b"\xff not ours"}))
+    assert close(life, unused) == (Outcome(None, False), [])
+    written = opened(life, stored({"user": b"\xff not ours"}))
+    written.session["user"] = "grace"  # a stranger's key is never adopted: a new one
+    outcome, ops = close(life, written, answers(Insert=True))
+    assert [type(op).__name__ for op in ops] == ["Insert"]
+    assert cookie_value(outcome) != KEY
+
+
+def test_the_rules_decode_an_unused_session_when_they_need_its_contents() -> None:
+    life = lifecycle(save_every_request=True)
+    state = opened(life, stored())
+    outcome, ops = close(life, state, answers(Update=True))
+    assert [type(op).__name__ for op in ops] == ["Update"]
+    assert cookie_value(outcome) == KEY  # the session is saved again: its cookie too
+    assert state.session.loaded
+    assert dict(state.session) == {"user": "ada"}
 
 
 def test_a_load_failure_refuses_the_request_and_is_kept() -> None:

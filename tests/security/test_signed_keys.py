@@ -152,3 +152,29 @@ def test_a_secret_removed_from_the_list_no_longer_verifies(
     store.reset()
     assert as_json(replay(retired, old_value)) == EMPTY
     assert store.total == 0
+
+
+def test_a_remembered_cookie_accepts_no_altered_copy_of_it(
+    make_client: MakeClient, store: CountingStore
+) -> None:
+    client = make_client(store=store, secret_key=NEW)
+    value = sent_value(client.get("/set?k=user&v=ada"))  # issued here, so remembered
+    key = as_json(client.get("/read"))["key"]
+    assert as_json(replay(client, value)) == {"key": key, "data": {"user": "ada"}}
+    variants = {**_tamperings(value, key), **_lenient_encodings(value)}
+    for name, variant in variants.items():
+        store.reset()
+        assert as_json(replay(client, variant)) == EMPTY, name
+        assert store.total == 0, (name, store.calls)
+    assert as_json(replay(client, value)) == {"key": key, "data": {"user": "ada"}}
+
+
+def test_a_remembered_cookie_of_an_older_secret_is_re_signed_every_time(
+    make_client: MakeClient, store: CountingStore
+) -> None:
+    old_value, key = logged_in(make_client, store, OLD)
+    rotated = make_client(store=store, secret_key=[NEW, OLD])
+    for _ in range(3):  # verified once, then remembered: still known to be old
+        response = replay(rotated, old_value)
+        assert as_json(response) == {"key": key, "data": {"user": "ada"}}
+        assert signer(NEW).unsign(sent_value(response)) == (key, False)
