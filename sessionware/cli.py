@@ -35,7 +35,7 @@ _PORTS = range(1, 65536)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (``python -m sessionware`` exits with it)."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_ids_joined(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "demo":
             return run_demo(args)
@@ -47,6 +47,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sessionware: interrupted", file=sys.stderr)
         return 130
+
+
+# Options whose value is an id: a session id (base64url) or a user id may begin with
+# "-", which argparse would take for an option unless it is joined with "=".
+_ID_OPTIONS = ("--user", "--except-id")
+
+
+def _ids_joined(argv: Sequence[str]) -> list[str]:
+    joined: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in _ID_OPTIONS:
+            value = next(args, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
 
 
 def _store_command(args: argparse.Namespace) -> int:

@@ -515,6 +515,26 @@ def test_sessions_and_revoke_on_redis(
     _sessions_then_revoke(store, url, capsys)
 
 
+def test_ids_that_begin_with_a_dash_are_values_not_options(
+    sqlite_url: str, sqlite_store: SQLStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session id is base64url, so one in 64 begins with "-"; so may a user id."""
+    keys: list[str] = []
+    while len(keys) < 2 or not info_id(keys[0]).startswith("-"):
+        keys = [new_key(), *keys][:2]
+    now = time.time()
+    for key in keys:
+        sqlite_store.insert(key, Record({}, now, now + 600, key_at=now, user="-7"))
+    assert main(["sessions", "--store", sqlite_url, "--user", "-7"]) == 0
+    assert info_id(keys[0]) in capsys.readouterr().out
+    assert main(["revoke", "--store", sqlite_url, "--user", "-7", "--except-id", "-nope"]) == 2
+    assert "-nope" in _one_error_line(capsys.readouterr().err)
+    kept = info_id(keys[0])
+    assert main(["revoke", "--store", sqlite_url, "--user", "-7", "--except-id", kept]) == 0
+    assert capsys.readouterr().out == "revoked 1 session of user -7\n"
+    assert [info.id for info in sqlite_store.user_sessions("-7")] == [kept]
+
+
 def test_revoke_explains_a_session_started_meanwhile_survives() -> None:
     done = run("revoke", "--help")
     assert done.returncode == 0
