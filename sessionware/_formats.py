@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -24,6 +25,7 @@ from ._expiry import Expiry
 from ._keys import KeySigner, is_valid_key
 from ._records import check_timestamp
 from ._serializers import FieldCodec
+from ._tagged import fresh_copy
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -45,14 +47,74 @@ class Payload:
     expiry: Expiry | None = None
 
 
-@dataclass(slots=True)  # SignedKey shares one among requests: read, never changed
+class CookiePayload:
+    """The session a verified payload cookie carries: its times at once, its data on
+    demand, as a fresh copy for each call, so no two requests share an object.
+
+    The first call gets what reading the cookie decoded (or decodes it, for a cookie
+    this worker issued). When the same cookie comes again, its bytes are decoded once
+    more; with the default serializer that result is kept and copied from then on, which
+    gives the same values faster.
+    """
+
+    __slots__ = (
+        "_copies",
+        "_first",
+        "_loads",
+        "_raw",
+        "_sent_again",
+        "_template",
+        "created_at",
+        "expires_at",
+        "expiry",
+    )
+
+    def __init__(
+        self,
+        created_at: float,
+        expires_at: float,
+        expiry: Expiry | None,
+        *,
+        first: dict[str, Any] | None,
+        raw: bytes,
+        loads: Callable[[bytes], dict[str, Any]],
+        copies: bool,
+    ) -> None:
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self.expiry = expiry
+        # What reading the cookie decoded; list.pop() is atomic: one request only gets it.
+        self._first = [] if first is None else [first]
+        self._raw = raw
+        self._loads = loads
+        self._copies = copies
+        self._template: dict[str, Any] | None = None
+        self._sent_again = first is not None  # a decode from here on is the cookie's second
+
+    def data(self) -> dict[str, Any]:
+        try:
+            return self._first.pop()
+        except IndexError:
+            pass
+        template = self._template
+        if template is None:
+            decoded: dict[str, Any] = self._loads(self._raw)["d"]
+            if not (self._copies and self._sent_again):
+                self._sent_again = True
+                return decoded
+            self._template = template = decoded  # threads may both set it: same values
+        copied: dict[str, Any] = fresh_copy(template)
+        return copied
+
+
+@dataclass(slots=True)  # formats remember and share them among requests: never changed
 class FromCookie:
     """What a cookie value says: the key, the session itself for payload formats, and
     whether it was signed with an older secret (re-sent signed with the first)."""
 
     key: str
     old_secret: bool = False
-    payload: Payload | None = None
+    payload: CookiePayload | None = None
 
 
 class CookieFormat(Protocol):
@@ -74,6 +136,20 @@ class PlainKey:
 
     def decode(self, value: str) -> FromCookie | None:
         return FromCookie(value) if is_valid_key(value) else None
+
+
+_UNREAD: Any = object()
+
+
+class _Document:
+    """A remembered payload cookie: the serializer's bytes, and what they say once read."""
+
+    __slots__ = ("old", "raw", "read")
+
+    def __init__(self, raw: bytes, old: bool) -> None:
+        self.raw = raw
+        self.old = old
+        self.read: FromCookie | None = _UNREAD  # threads may both read it: same result
 
 
 class _Remembered(Generic[T]):
@@ -132,16 +208,17 @@ class SignedKey:
 class _PayloadFormat:
     """Shared by the two payload formats: the document, and remembering verified cookies.
 
-    Verified values are remembered (``_Remembered``) with the serializer's own bytes,
-    which are decoded afresh for every request: each request gets its own objects, and
-    every worker reads the same values.
+    Verified values are remembered (``_Remembered``) with the serializer's bytes and,
+    once read, the document they hold. Each request gets a fresh copy of the data (with
+    the default serializer, a copy of what decoding gave, which is the same values; with
+    another, a decode of the same bytes), so every worker reads the same values.
     """
 
     carries_payload = True
 
     def __init__(self, codec: FieldCodec) -> None:
         self._codec = codec
-        self._recent: _Remembered[tuple[bytes, bool]] = _Remembered()
+        self._recent: _Remembered[_Document] = _Remembered()
 
     def encode(self, key: str, payload: Payload | None) -> str:
         if payload is None:
@@ -154,25 +231,42 @@ class _PayloadFormat:
         }
         if payload.expiry is not None:
             document["x"] = payload.expiry.to_json()
-        raw = self._codec.serializer.dumps(document)
+        serializer = self._codec.serializer
+        raw = serializer.dumps(document)
         value = self._protect(raw)
-        self._recent.put(value, (raw, False))
+        issued = _Document(raw, False)
+        # What the client's next request says is known: only its data is decoded then.
+        said = CookiePayload(
+            payload.created_at,
+            payload.expires_at,
+            payload.expiry,
+            first=None,
+            raw=raw,
+            loads=serializer.loads,
+            copies=self._codec.tagged_json,
+        )
+        issued.read = FromCookie(key, False, said)
+        self._recent.put(value, issued)
         return value
 
     def decode(self, value: str) -> FromCookie | None:
         known = self._recent.get(value)
         if known is None:
-            known = self._open(value)
-            if known is None:
+            opened = self._open(value)
+            if opened is None:
                 return None
+            known = _Document(*opened)
             self._recent.put(value, known)
-        return self._read(*known)
+        if known.read is _UNREAD:
+            known.read = self._read(known.raw, known.old)
+        return known.read
 
     def _read(self, raw: bytes, old: bool) -> FromCookie | None:
         """The document; ``None`` for anything malformed (the signature was valid, so this
         guards against a foreign serializer or an old format, not an attacker)."""
+        loads = self._codec.serializer.loads
         try:
-            document = self._codec.serializer.loads(raw)
+            document = loads(raw)
             key, data = document["k"], document["d"]
             created = check_timestamp(document["c"])
             expires = check_timestamp(document["e"])
@@ -181,7 +275,16 @@ class _PayloadFormat:
         if type(key) is not str or not isinstance(data, dict):
             return None
         expiry = Expiry.from_json(document.get("x"))
-        return FromCookie(key, old, Payload(data, created, expires, expiry))
+        payload = CookiePayload(
+            created,
+            expires,
+            expiry,
+            first=data,
+            raw=raw,
+            loads=loads,
+            copies=self._codec.tagged_json,
+        )
+        return FromCookie(key, old, payload)
 
     def _protect(self, raw: bytes) -> str:
         raise NotImplementedError

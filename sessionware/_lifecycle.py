@@ -17,10 +17,11 @@ import logging
 import time
 from functools import partial
 
-from ._cookies import MAX_COOKIE_SIZE, MAX_VALUE_LENGTH, Duplicated, find_cookie
-from ._errors import CookieTooLargeError, SessionStoreError, SessionTooLargeError
+from ._cookies import MAX_VALUE_LENGTH, Duplicated, find_cookie
+from ._errors import SessionStoreError, SessionTooLargeError
 from ._expiry import is_dead
 from ._flow import Flow, Load, perform
+from ._formats import CookiePayload
 from ._keys import key_fingerprint
 from ._options import Options, build_settings
 from ._records import Moved, Record, Stale
@@ -100,14 +101,13 @@ class Lifecycle:
             needs_load=decoded.payload is None,
         )
         payload = decoded.payload
-        # A payload cookie is the session itself: there is nothing to load.
+        # A payload cookie is the session itself: nothing to load, its data is copied
+        # out at first use.
         if payload is not None and not is_dead(
             payload.expires_at, payload.created_at, settings.policy, time.time()
         ):
             state.began = Began.LIVE
-            session.fill(
-                payload.data, decoded.key, expiry=payload.expiry, created_at=payload.created_at
-            )
+            session.defer(partial(_fill_from_cookie, session, decoded.key, payload))
         return state
 
     def open(self, state: RequestState, now: float) -> Flow[Replacement | CloseSocket | None]:
@@ -282,21 +282,17 @@ class Lifecycle:
     def _set_cookie(self, state: RequestState, key: str, prepared: Prepared, now: float) -> str:
         settings = self.settings
         if prepared.cookie is not None and prepared.cookie[0] == key:
-            value = prepared.cookie[1]  # encoded (and remembered) by _check_cookie
-        elif (
-            key == state.cookie_key and not state.old_secret and not settings.format.carries_payload
-        ):
+            return prepared.cookie[1]  # encoded and checked before the save
+        if key == state.cookie_key and not state.old_secret and not settings.format.carries_payload:
             value = state.cookie_value or key  # the client's own value: no need to sign again
         else:
             value = settings.format.encode(key, prepared.payload)
-        expires_at = prepared.expires_at
-        max_age = None
-        if not state.session.get_expire_at_browser_close():
-            max_age = max(0, int(expires_at - now))
-        header = settings.cookie.set_cookie(value, max_age, now)
-        if len(header) > MAX_COOKIE_SIZE:  # pragma: no cover - checked before the save
-            raise CookieTooLargeError(len(header), MAX_COOKIE_SIZE)
-        return header
+        return self._saver.cookie_header(state.session, value, prepared.expires_at, now)
+
+
+def _fill_from_cookie(session: Session, key: str, payload: CookiePayload) -> None:
+    session.fill(payload.data(), key, expiry=payload.expiry, created_at=payload.created_at)
+    session.resolved()
 
 
 def _size(record: Record) -> int:

@@ -41,7 +41,8 @@ class Prepared:
     change: Change | None  # a delta (Update)
     expires_at: float
     payload: Payload | None
-    cookie: tuple[str, str] | None = None  # a payload cookie's key and value, encoded once
+    # A payload cookie's key and Set-Cookie header, encoded once (and checked for size).
+    cookie: tuple[str, str] | None = None
 
 
 class Saver:
@@ -62,16 +63,17 @@ class Saver:
         codec = settings.codec
         created_at = session.created_at if session.created_at is not None else now
         expires_at = record_expires_at(session.expiry, settings.policy, created_at, now)
-        payload = cookie = None
-        if settings.format.carries_payload and plan.cookie == "set":
+        if settings.format.carries_payload:
+            # The cookie is the session: its store keeps nothing, so nothing else is encoded.
+            if plan.cookie != "set":
+                return Prepared(None, None, expires_at, None)
             payload = Payload(session.raw_data(), created_at, expires_at, session.expiry)
             cookie = self._check_cookie(state, payload, now)
-        # A payload cookie is the session: its store keeps nothing, so no fields are encoded.
-        keeps = not settings.format.carries_payload
+            return Prepared(None, None, expires_at, payload, cookie)
         record = change = None
         whole = plan.end_old == "rotate" or plan.write == "insert"
         if whole:
-            fields = codec.encode_all(session.raw_data()) if keeps else {}
+            fields = codec.encode_all(session.raw_data())
             self._check_size(sum(map(len, fields.values())))
             record = Record(
                 fields,
@@ -85,9 +87,7 @@ class Saver:
         elif plan.write == "update":
             with_reads = session.flagged or settings.save_every_request
             names = session.names_to_save(with_reads)
-            fields = (
-                {name: codec.encode(name, session.raw(name)) for name in names} if keeps else {}
-            )
+            fields = {name: codec.encode(name, session.raw(name)) for name in names}
             if settings.store.max_data_bytes is not None:
                 self._check_size(state.loaded_bytes + sum(map(len, fields.values())))
             user_changed, user = self._user_change(session, names)
@@ -101,7 +101,7 @@ class Saver:
                 user_changed,
                 user,
             )
-        return Prepared(record, change, expires_at, payload, cookie)
+        return Prepared(record, change, expires_at, None)
 
     def _check_size(self, size: int) -> None:
         limit = self.settings.store.max_data_bytes
@@ -112,7 +112,7 @@ class Saver:
             )
 
     def _check_cookie(self, state: RequestState, payload: Payload, now: float) -> tuple[str, str]:
-        """The cookie's key and value, refused here if a browser would not keep it."""
+        """The cookie's key and header, refused here if a browser would not keep it."""
         key = state.session.session_key or new_key()
         try:
             value = self.settings.format.encode(key, payload)
@@ -120,10 +120,18 @@ class Saver:
             # Find the culprit value by key, for a SessionSerializationError naming it.
             self.settings.codec.encode_all(payload.data)
             raise
-        header = self.settings.cookie.set_cookie(value, 0, now)
+        return key, self.cookie_header(state.session, value, payload.expires_at, now)
+
+    def cookie_header(self, session: Session, value: str, expires_at: float, now: float) -> str:
+        """The ``Set-Cookie`` header that gives the browser ``value``; a browser would drop
+        a longer one, so that is an error (``CookieTooLargeError``)."""
+        max_age = None
+        if not session.get_expire_at_browser_close():
+            max_age = max(0, int(expires_at - now))
+        header = self.settings.cookie.set_cookie(value, max_age, now)
         if len(header) > MAX_COOKIE_SIZE:
             raise CookieTooLargeError(len(header), MAX_COOKIE_SIZE)
-        return key, value
+        return header
 
     def _user_of(self, session: Session) -> str | None:
         user_key = self.settings.user_key

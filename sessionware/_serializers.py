@@ -92,6 +92,11 @@ class FieldCodec:
         self.serializer = serializer
         self._fast = type(serializer) is JSONSerializer
 
+    @property
+    def tagged_json(self) -> bool:
+        """Whether the serializer is the default one, whose decoded values are known."""
+        return self._fast
+
     def check(self) -> None:
         """The serializer must give bytes: checked once, at construction."""
         try:

@@ -189,3 +189,24 @@ def untag(obj: dict[str, Any]) -> Any:
                 except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
                     raise ValueError(f"malformed {name} value") from exc
     return obj
+
+
+def fresh_copy(value: Any) -> Any:
+    """A copy of a decoded value that shares nothing mutable with it.
+
+    Only for what ``untag`` and JSON build: dicts, lists, tuples and sets are copied;
+    everything else they hold (str, numbers, bytes, dates, UUID, Decimal, frozenset,
+    tuple keys) cannot change in place and is shared. Faster than decoding again.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {
+            name: item if type(item) in _PLAIN else fresh_copy(item) for name, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _PLAIN else fresh_copy(item) for item in value]
+    if kind is tuple:
+        return tuple(fresh_copy(item) for item in value)
+    if kind is set:
+        return set(value)  # its members are hashable: str, numbers, tuples, frozensets
+    return value

@@ -108,13 +108,20 @@ def test_a_remembered_cookie_gives_each_request_its_own_data(encrypt: bool) -> N
     first = fmt.decode(value)
     assert first is not None
     assert first.payload is not None
-    first.payload.data["cart"].append("changed in place, never saved")
+    first.payload.data()["cart"].append("changed in place, never saved")
     second = fmt.decode(value)
     assert second is not None
     assert second.payload is not None
-    assert second.payload.data == {"cart": ["apple"]}
+    assert second.payload.data() == {"cart": ["apple"]}
     assert second.key == "k" * 43
     assert not second.old_secret
+    third = fmt.decode(value)  # from here on, copies of what the second decoded
+    assert third is not None
+    assert third.payload is not None
+    mine, yours = third.payload.data(), third.payload.data()
+    mine["cart"].append("only mine")
+    assert yours == {"cart": ["apple"]}
+    assert third.payload.data() == {"cart": ["apple"]}
 
 
 def test_every_worker_reads_the_same_values_from_a_cookie(encrypt: bool) -> None:
@@ -127,8 +134,8 @@ def test_every_worker_reads_the_same_values_from_a_cookie(encrypt: bool) -> None
     assert here.payload is not None
     assert there is not None
     assert there.payload is not None
-    assert here.payload.data == there.payload.data == data
-    assert type(here.payload.data["pair"]) is type(there.payload.data["pair"]) is tuple
+    assert here.payload.data() == there.payload.data() == data
+    assert type(here.payload.data()["pair"]) is type(there.payload.data()["pair"]) is tuple
 
 
 def test_remembering_a_cookie_accepts_no_altered_copy_of_it(encrypt: bool) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sessionware import JSONSerializer, SessionSerializationError
 from sessionware._records import pack_fields, unpack_fields
 from sessionware._serializers import FieldCodec
+from sessionware._tagged import fresh_copy
 
 SERIALIZER = JSONSerializer()
 CODEC = FieldCodec(SERIALIZER)
@@ -169,3 +170,50 @@ def test_a_session_key_spelled_like_the_escape_tag_round_trips_with_other_keys()
     fields = CODEC.encode_all(data)
     assert CODEC.decode(fields) == data
     assert CODEC.decode(unpack_fields(pack_fields(fields))) == data
+
+
+def _mutable_parts(value: Any) -> list[Any]:
+    """Every dict, list and set inside ``value`` (tuples and dict values included)."""
+    found: list[Any] = []
+    if isinstance(value, dict):
+        found.append(value)
+        for item in value.values():
+            found += _mutable_parts(item)
+    elif isinstance(value, list | set):
+        found.append(value)
+        for item in value:
+            found += _mutable_parts(item)
+    elif isinstance(value, tuple):
+        for item in value:
+            found += _mutable_parts(item)
+    return found
+
+
+def _same_types(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_types(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return all(_same_types(x, y) for x, y in zip(a, b, strict=True))
+    return True
+
+
+@given(st.dictionaries(st.text(), python_values | st.sets(st.integers(), max_size=3), max_size=5))
+def test_a_fresh_copy_of_decoded_data_is_what_decoding_again_gives(data: dict[str, Any]) -> None:
+    raw = SERIALIZER.dumps(data)
+    decoded = SERIALIZER.loads(raw)
+    copied = fresh_copy(decoded)
+    again = SERIALIZER.loads(raw)
+    assert copied == again
+    assert _same_types(copied, again)
+    shared = {id(part) for part in _mutable_parts(decoded)}
+    assert not shared & {id(part) for part in _mutable_parts(copied)}
+
+
+@pytest.mark.parametrize("value", TAGGED, ids=lambda value: type(value).__name__)
+def test_a_fresh_copy_keeps_every_tagged_type(value: Any) -> None:
+    decoded = SERIALIZER.loads(SERIALIZER.dumps({"v": value}))
+    copied = fresh_copy(decoded)
+    assert copied == {"v": value}
+    assert _same_types(copied, decoded)

@@ -98,7 +98,7 @@ def test_rotation_accepts_the_old_secret_and_re_sends_under_the_first(
     assert decoded is not None
     assert decoded.key == key
     assert decoded.payload is not None
-    assert decoded.payload.data == {SECRET_NAME: SECRET_VALUE}
+    assert decoded.payload.data() == {SECRET_NAME: SECRET_VALUE}
     assert codec(encrypt, SECRET).decode(new_value) is None  # the first secret made it
     assert session_cookies(replay(rotated, new_value)) == []
     retired = make_client(store=CookieStore(encrypt=encrypt), secret_key=[NEW])
