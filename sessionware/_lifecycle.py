@@ -37,6 +37,7 @@ from ._request import (
 )
 from ._rules import Began, Facts, decide
 from ._saving import FOLLOW_HOPS, Prepared, Saver, warn_dropped
+from ._serializers import FieldCodec
 from ._session import Session
 from ._settings import Settings
 
@@ -107,7 +108,7 @@ class Lifecycle:
             payload.expires_at, payload.created_at, settings.policy, time.time()
         ):
             state.began = Began.LIVE
-            session.defer(partial(_fill_from_cookie, session, decoded.key, payload))
+            session.defer(partial(_fill_from_cookie, decoded.key, payload))
         return state
 
     def open(self, state: RequestState, now: float) -> Flow[Replacement | CloseSocket | None]:
@@ -138,33 +139,16 @@ class Lifecycle:
                 # Decoded at the session's first use: a request that never touches it
                 # (most of an app's routes) pays no decoding. Until then it counts as live.
                 state.began = Began.FOLLOWED if hops else Began.LIVE
-                session.defer(partial(self._fill, state, key, loaded))
+                state.issued_at = loaded.issued_at
+                state.loaded_user = loaded.user
+                if self.settings.store.max_data_bytes is not None:
+                    state.loaded_bytes = _size(loaded)
+                session.defer(partial(_decode_record, self.settings.codec, key, loaded))
                 return
         elif hops or isinstance(loaded, Stale | Moved):
             state.began = Began.STALE  # a pointer that leads nowhere: its key ended lately
             self._saver.count("stale")
         session.resolved()
-
-    def _fill(self, state: RequestState, key: str, record: Record) -> None:
-        """Decode the loaded record into the session (run at its first use, or by
-        ``close`` when the rules need its contents)."""
-        try:
-            data = self.settings.codec.decode(record.fields)
-        except ValueError as exc:
-            logger.warning(
-                "session %s holds data this serializer cannot read (%s); treated as absent",
-                key_fingerprint(key),
-                exc,
-            )
-            state.began = Began.UNKNOWN
-            state.session.resolved()
-            return
-        state.issued_at = record.issued_at
-        state.loaded_user = record.user
-        if self.settings.store.max_data_bytes is not None:
-            state.loaded_bytes = _size(record)
-        state.session.fill(data, key, expiry=record.expiry, created_at=record.created_at)
-        state.session.resolved()
 
     def refusal(self, kind: str, error: SessionStoreError) -> Replacement | CloseSocket:
         """What a request gets when its session cannot load (§6): the app is not called."""
@@ -194,6 +178,8 @@ class Lifecycle:
     def close(self, state: RequestState, status: int, now: float) -> Flow[Outcome]:
         """Persist what changed and decide the cookie, by the table in ``_rules``."""
         session = state.session
+        if session.unreadable:  # decoded at first use: what the store held is not ours
+            _forget_record(state)
         if state.load_error is not None:
             if state.kind == "websocket":
                 return NOTHING
@@ -215,6 +201,8 @@ class Lifecycle:
             return Outcome(None, session.accessed)  # rule 4, the common read: no facts needed
         if not state.needs_load:
             session.settle()  # the rules read the contents: decode a session never used
+            if session.unreadable:
+                _forget_record(state)
         plan = decide(self._facts(state, status, now))
         vary = session.accessed
         if plan.rule == 2 and session.modified:
@@ -290,7 +278,30 @@ class Lifecycle:
         return self._saver.cookie_header(state.session, value, prepared.expires_at, now)
 
 
-def _fill_from_cookie(session: Session, key: str, payload: CookiePayload) -> None:
+def _decode_record(codec: FieldCodec, key: str, record: Record, session: Session) -> None:
+    """A loaded record's data into the session, at its first use (see ``Session.defer``)."""
+    try:
+        data = codec.decode(record.fields)
+    except ValueError as exc:
+        logger.warning(
+            "session %s holds data this serializer cannot read (%s); treated as absent",
+            key_fingerprint(key),
+            exc,
+        )
+        session.resolved(readable=False)
+        return
+    session.fill(data, key, expiry=record.expiry, created_at=record.created_at)
+    session.resolved()
+
+
+def _forget_record(state: RequestState) -> None:
+    """The loaded record was unreadable: the request began as from an unknown key."""
+    state.began = Began.UNKNOWN
+    state.issued_at = state.loaded_user = None
+    state.loaded_bytes = 0
+
+
+def _fill_from_cookie(key: str, payload: CookiePayload, session: Session) -> None:
     session.fill(payload.data(), key, expiry=payload.expiry, created_at=payload.created_at)
     session.resolved()
 

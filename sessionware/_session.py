@@ -59,6 +59,7 @@ class Session(dict[str, Any]):
         "_policy",
         "_read",
         "_set",
+        "_unreadable",
         "accessed",
     )
 
@@ -83,7 +84,8 @@ class Session(dict[str, Any]):
         self._read: set[str] = set()
         self._cleared = False
         self._expiry_changed = False
-        self._pending: Callable[[], None] | None = None
+        self._pending: Callable[[Session], None] | None = None
+        self._unreadable = False
         self._guard: str | None = None
         self.accessed = False
         self._modified = False
@@ -450,15 +452,24 @@ class Session(dict[str, Any]):
         self._expiry = expiry
         self._created_at = created_at
 
-    def defer(self, loader: Callable[[], None]) -> None:
-        """Run ``loader`` at the first access (it calls ``fill``, or raises)."""
+    def defer(self, loader: Callable[[Session], None]) -> None:
+        """Run ``loader(self)`` at the first access (it calls ``fill``, or raises). It is
+        given the session rather than holding it, so that no reference cycle outlives a
+        request whose session was never used."""
         self._pending = loader
         dict.__setitem__(self, _UNLOADED, None)
 
-    def resolved(self) -> None:
-        """The loader has run (or was cancelled): accesses go straight to the data."""
+    def resolved(self, readable: bool = True) -> None:
+        """The loader has run (or was cancelled): accesses go straight to the data.
+        ``readable=False``: the stored data could not be read, so the session is empty."""
         self._pending = None
+        self._unreadable = not readable
         dict.pop(self, _UNLOADED, None)
+
+    @property
+    def unreadable(self) -> bool:
+        """The stored data turned out unreadable when it was decoded (the lifecycle's)."""
+        return self._unreadable
 
     def guard(self, reason: str) -> None:
         """Refuse anything that would need a new cookie (a websocket cannot send one)."""
@@ -473,5 +484,5 @@ class Session(dict[str, Any]):
         # A loader may leave another in its place: the store's load defers decoding.
         loader = self._pending
         while loader is not None:
-            loader()
+            loader(self)
             loader = self._pending

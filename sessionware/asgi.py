@@ -98,7 +98,7 @@ class SessionMiddleware:
         await send({"type": "http.response.body", "body": replacement.body})
 
 
-def _explicit_mode() -> None:
+def _explicit_mode(session: Session) -> None:
     raise RuntimeError(_NOT_LOADED)
 
 

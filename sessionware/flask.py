@@ -40,7 +40,7 @@ from ._errors import SessionStoreError
 from ._flask_config import options_from_config, refreshes_permanent
 from ._flask_session import ExcludedSession, FlaskSession
 from ._flow import Flow, run_sync
-from ._lifecycle import NOTHING, Lifecycle, Outcome, Replacement, RequestState
+from ._lifecycle import NOTHING, Lifecycle, Outcome, Replacement, RequestState, Session
 from ._options import Options, build_settings
 from ._types import Environ, StartResponse
 
@@ -124,7 +124,7 @@ class FlaskSessionInterface(SessionInterface):
             return _nothing()
         return self.lifecycle.close(state, status, time.time())
 
-    def _load(self, state: RequestState) -> None:
+    def _load(self, state: RequestState, session: Session) -> None:
         run_sync(self.lifecycle.open(state, time.time()), self.settings.store)
         if state.load_error is not None:
             replacement = self.lifecycle.unavailable(state.load_error)

@@ -19,6 +19,7 @@ from ._lifecycle import (
     Options,
     Replacement,
     RequestState,
+    Session,
     SessionStoreError,
     build_settings,
 )
@@ -62,7 +63,7 @@ class WSGISessionMiddleware:
             return responder.replacement or []
         return responder.body(result)
 
-    def _load(self, state: RequestState) -> None:
+    def _load(self, state: RequestState, session: Session) -> None:
         """The session's first use: load it now; a store failure propagates into the app
         (so it stops) and is answered with the outage response at the response."""
         run_sync(self.lifecycle.open(state, time.time()), self.settings.store)

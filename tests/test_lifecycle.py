@@ -6,6 +6,7 @@ script: no store, no server, no framework, no event loop. Each test names its ro
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from sessionware import (
     SessionTooLargeError,
 )
 from sessionware._flow import Delete, Flow, Insert, Op, Renew, Rotate, Update
+from sessionware._formats import Payload
 from sessionware._keys import new_key
 from sessionware._lifecycle import CloseSocket, Lifecycle, Outcome, Replacement, RequestState
 from sessionware._options import build_settings
@@ -148,10 +150,14 @@ def test_open_of_an_expired_or_unreadable_record_is_unknown() -> None:
     assert opened(lifecycle(), dead).began is Began.UNKNOWN
     too_old = stored()
     assert opened(lifecycle(absolute_max_age=50), too_old).began is Began.UNKNOWN
-    garbage = opened(lifecycle(), stored({"user": b"\xff not ours"}))
+    life = lifecycle()
+    garbage = opened(life, stored({"user": b"\xff not ours"}))
     assert garbage.session == {}  # decoded at first use: unreadable, so absent
-    assert garbage.began is Began.UNKNOWN
     assert garbage.session.session_key is None
+    outcome, ops = close(life, garbage)
+    assert garbage.began is Began.UNKNOWN
+    assert outcome.set_cookie == life.settings.cookie.delete_cookie()  # rule 7
+    assert ops == []
 
 
 def test_a_loaded_record_is_decoded_at_first_use_only() -> None:
@@ -164,6 +170,24 @@ def test_a_loaded_record_is_decoded_at_first_use_only() -> None:
     used = opened(life, stored())
     assert used.session.get("user") == "ada"
     assert used.session.loaded
+
+
+def test_a_request_that_never_uses_its_session_leaves_no_reference_cycle() -> None:
+    life = lifecycle(store=CookieStore(), secret_key=SECRET)
+    cookie = life.settings.format.encode(KEY, Payload({"a": 1}, NOW, time.time() + 60))
+    gc.collect()
+    gc.disable()  # what a request leaves behind must be freed by reference counting
+    try:
+        for _ in range(3):
+            stored_one = opened(lifecycle(), stored())  # a store's record, decoded at first use
+            close(lifecycle(), stored_one)
+            from_cookie = life.begin("http", "/", [f"sessionid={cookie}"])  # a payload cookie
+            assert from_cookie is not None
+            assert not from_cookie.session.loaded
+        del stored_one, from_cookie
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_an_unreadable_record_never_used_leaves_the_cookie_alone() -> None:
@@ -249,7 +273,7 @@ def test_rule_3_a_session_never_loaded_costs_nothing() -> None:
     life = lifecycle()
     state = life.begin("http", "/", [f"sessionid={KEY}"])
     assert state is not None
-    state.session.defer(lambda: None)  # lazy: the app never touched it
+    state.session.defer(lambda session: None)  # lazy: the app never touched it
     outcome, ops = close(life, state)
     assert (outcome, ops) == (Outcome(), [])
 
@@ -291,7 +315,7 @@ def test_rule_3_a_session_never_loaded_needs_no_close_unless_it_must_be_refreshe
         state = life.begin("http", "/", [f"sessionid={KEY}"])
         assert state is not None
         assert state.needs_load
-        state.session.defer(lambda: None)  # as the middlewares do: loaded at first use
+        state.session.defer(lambda session: None)  # as the middlewares do: loaded at first use
         assert life.needs_close(state) is needed
         outcome, ops = close(life, state, answers(Load=None))
         if not needed:

@@ -256,9 +256,10 @@ def test_dict_of_a_session_and_unpacking_read_through_the_session() -> None:
 def test_a_lazily_loaded_session_loads_on_first_use_even_through_json() -> None:
     session = Session()
 
-    def load() -> None:
-        session.fill({"user": "ada"}, "K" * 43, expiry=None, created_at=0.0)
-        session.resolved()
+    def load(loading: Session) -> None:
+        assert loading is session  # given the session, so it need not hold it
+        loading.fill({"user": "ada"}, "K" * 43, expiry=None, created_at=0.0)
+        loading.resolved()
 
     session.defer(load)
     assert repr(session) == "<Session (not loaded yet)>"
@@ -267,7 +268,7 @@ def test_a_lazily_loaded_session_loads_on_first_use_even_through_json() -> None:
 
 
 def test_an_unloaded_session_in_explicit_mode_raises_a_clear_error() -> None:
-    def refuse() -> None:
+    def refuse(session: Session) -> None:
         raise RuntimeError("call load_session first")
 
     session = Session()
