@@ -10,13 +10,20 @@ imported. Each line is JSON: per store and route, µs per in-process request ove
 Starlette app (the median of the per-round differences, each cell measured right after
 the bare app's same route). Uses only the API both waves share. Alternate the trees two or
 three times and compare medians; the machine should be otherwise idle.
+
+``--instructions`` counts CPU instructions instead (under valgrind's callgrind, which
+must be installed): per request, the same app's requests minus the bare app's, from two
+runs of different lengths, so start-up cancels out. Instruction counts do not move with
+the machine's load, so small differences between trees show; they do not see cache misses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +45,7 @@ from bench.config import SECRET
 REDIS_URL = "redis://127.0.0.1:6379/11"
 ROUTES = ("noop", "read", "write")
 ROUNDS, REQUESTS = 7, 2000
+_CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 
 
 def _app(store: Any) -> ASGIApp:
@@ -122,7 +130,56 @@ async def _measure(kinds: list[str]) -> dict[str, dict[str, float]]:
     }
 
 
+async def _requests(kind: str, route: str, n: int) -> None:
+    """``n`` requests of ``route`` after a first ``/write`` (what callgrind counts)."""
+    store = None if kind == "bare" else _store(kind)
+    app = _app(store)
+    jar: list[bytes | None] = [None]
+    await _run(app, "/write", 1, jar)
+    await _run(app, f"/{route}", 50, jar)
+    await _run(app, f"/{route}", n, jar)
+    if isinstance(store, RedisStore):
+        store.delete_all()
+        await store.aclose()
+
+
+def _instructions(kind: str, route: str, n: int) -> int:
+    done = subprocess.run(
+        [*_CALLGRIND, sys.executable, __file__, "--requests", kind, route, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if match is None:
+        raise SystemExit(f"no instruction count from callgrind: {done.stderr[-500:]}")
+    return int(match[1])
+
+
+def _per_request(kind: str, route: str) -> float:
+    short, long = 200, 1200
+    return (_instructions(kind, route, long) - _instructions(kind, route, short)) / (long - short)
+
+
+def _measure_instructions(kinds: list[str]) -> dict[str, dict[str, float]]:
+    bare = {route: _per_request("bare", route) for route in ROUTES}
+    return {
+        kind: {
+            route: round((_per_request(kind, route) - bare[route]) / 1000, 1) for route in ROUTES
+        }
+        for kind in kinds
+    }
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--requests"]:
+        asyncio.run(_requests(argv[1], argv[2], int(argv[3])))
+        return 0
+    if argv[:1] == ["--instructions"]:
+        kinds = (argv[1] if len(argv) > 1 else "memory,cookie").split(",")
+        counted = _measure_instructions(kinds)
+        print(json.dumps({"tree": sessionware.__file__, "overhead_k_instructions": counted}))
+        return 0
     kinds = (argv[0] if argv else "memory,cookie").split(",")
     result = asyncio.run(_measure(kinds))
     print(json.dumps({"tree": sessionware.__file__, "overhead_us": result}))
