@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,14 @@ from sessionware import (
 from sessionware._flow import Delete, Flow, Insert, Op, Renew, Rotate, Update
 from sessionware._formats import Payload
 from sessionware._keys import new_key
-from sessionware._lifecycle import CloseSocket, Lifecycle, Outcome, Replacement, RequestState
+from sessionware._lifecycle import (
+    CloseSocket,
+    Lifecycle,
+    Outcome,
+    Replacement,
+    RequestState,
+    Session,
+)
 from sessionware._options import build_settings
 from sessionware._records import Moved, Record, Stale
 from sessionware._rules import Began
@@ -172,20 +180,29 @@ def test_a_loaded_record_is_decoded_at_first_use_only() -> None:
     assert used.session.loaded
 
 
+class _Tracked(Session):
+    """A session a weak reference can follow, to see when it is freed."""
+
+    __slots__ = ("__weakref__",)
+
+
 def test_a_request_that_never_uses_its_session_leaves_no_reference_cycle() -> None:
-    life = lifecycle(store=CookieStore(), secret_key=SECRET)
-    cookie = life.settings.format.encode(KEY, Payload({"a": 1}, NOW, time.time() + 60))
-    gc.collect()
-    gc.disable()  # what a request leaves behind must be freed by reference counting
+    from_store = Lifecycle(build_settings({"store": MemoryStore()}), _Tracked)
+    from_cookie = Lifecycle(
+        build_settings({"store": CookieStore(), "secret_key": SECRET}), _Tracked
+    )
+    cookie = from_cookie.settings.format.encode(KEY, Payload({"a": 1}, NOW, time.time() + 60))
+    gc.disable()  # what a request leaves behind must be freed by reference counting alone
     try:
-        for _ in range(3):
-            stored_one = opened(lifecycle(), stored())  # a store's record, decoded at first use
-            close(lifecycle(), stored_one)
-            from_cookie = life.begin("http", "/", [f"sessionid={cookie}"])  # a payload cookie
-            assert from_cookie is not None
-            assert not from_cookie.session.loaded
-        del stored_one, from_cookie
-        assert gc.collect() == 0
+        loaded = opened(from_store, stored())  # a store's record, decoded at first use
+        close(from_store, loaded)
+        read = from_cookie.begin("http", "/", [f"sessionid={cookie}"])  # a payload cookie
+        assert read is not None
+        sessions = [weakref.ref(loaded.session), weakref.ref(read.session)]
+        assert not loaded.session.loaded
+        assert not read.session.loaded
+        del loaded, read
+        assert [session() for session in sessions] == [None, None]
     finally:
         gc.enable()
 
