@@ -29,13 +29,18 @@ pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
 #: Short, so that the writes meant to fail fail quickly.
 WAIT_TIMEOUT = 0.3
+#: For the writes that must succeed: replicas of a loaded machine (a parallel test run)
+#: can take longer than ``WAIT_TIMEOUT`` to acknowledge.
+PATIENT = 3.0
 
 
 @contextmanager
-def made(url: str, wait_replicas: int = 0) -> Iterator[RedisStore]:
+def made(
+    url: str, wait_replicas: int = 0, wait_timeout: float = WAIT_TIMEOUT
+) -> Iterator[RedisStore]:
     """A store of its own prefix on ``url``, emptied and closed on exit."""
     store = RedisStore(
-        url, prefix=unique("swtest") + ":", wait_replicas=wait_replicas, wait_timeout=WAIT_TIMEOUT
+        url, prefix=unique("swtest") + ":", wait_replicas=wait_replicas, wait_timeout=wait_timeout
     )
     try:
         yield store
@@ -52,7 +57,7 @@ class TestOnCluster(StoreConformance):
     def store(
         self, request: pytest.FixtureRequest, redis_cluster: ClusterSet
     ) -> Iterator[SessionStore]:
-        with made(redis_cluster.url, request.param) as store:
+        with made(redis_cluster.url, request.param, PATIENT) as store:
             yield store
 
 
@@ -61,7 +66,7 @@ class TestOnSentinel(StoreConformance):
 
     @pytest.fixture
     def store(self, redis_sentinel: SentinelSet) -> Iterator[SessionStore]:
-        with made(redis_sentinel.url, 2) as store:
+        with made(redis_sentinel.url, 2, PATIENT) as store:
             yield store
 
 
@@ -79,7 +84,7 @@ def _holder(cluster: ClusterSet, name: str) -> Node:
 
 
 def test_each_session_is_one_hash_on_one_master_and_its_replica(redis_cluster: ClusterSet) -> None:
-    with made(redis_cluster.url, wait_replicas=1) as store:
+    with made(redis_cluster.url, wait_replicas=1, wait_timeout=PATIENT) as store:
         keys = [new_key() for _ in range(24)]
         for index, key in enumerate(keys):
             assert store.insert(key, record({"n": field("n", index)}, user=f"u{index % 3}"))
@@ -158,8 +163,8 @@ def test_two_clients_x_100_writers_on_one_session_keep_every_key(
 ) -> None:
     url = request.getfixturevalue(f"redis_{topology}").url
     key = new_key()
-    with made(url, wait_replicas=1) as first:
-        second = RedisStore(url, prefix=first.prefix, wait_replicas=1, wait_timeout=WAIT_TIMEOUT)
+    with made(url, wait_replicas=1, wait_timeout=PATIENT) as first:
+        second = RedisStore(url, prefix=first.prefix, wait_replicas=1, wait_timeout=PATIENT)
         stores = (first, second)
         assert first.insert(key, record({"start": field("start", 0)}))
 
@@ -287,7 +292,7 @@ def two_stores(url: str, prefix: str) -> Iterator[tuple[RedisStore, RedisStore]]
     """Two stores waiting for one replica on one prefix: one patient enough for a loaded
     machine (for the writes that must succeed), one that gives up fast (for the writes
     that must fail)."""
-    patient = RedisStore(url, prefix=prefix, wait_replicas=1, wait_timeout=3.0)
+    patient = RedisStore(url, prefix=prefix, wait_replicas=1, wait_timeout=PATIENT)
     impatient = RedisStore(url, prefix=prefix, wait_replicas=1, wait_timeout=WAIT_TIMEOUT)
     try:
         yield patient, impatient
