@@ -231,20 +231,11 @@ class _PayloadFormat:
         }
         if payload.expiry is not None:
             document["x"] = payload.expiry.to_json()
-        serializer = self._codec.serializer
-        raw = serializer.dumps(document)
+        raw = self._codec.serializer.dumps(document)
         value = self._protect(raw)
         issued = _Document(raw, False)
         # What the client's next request says is known: only its data is decoded then.
-        said = CookiePayload(
-            payload.created_at,
-            payload.expires_at,
-            payload.expiry,
-            first=None,
-            raw=raw,
-            loads=serializer.loads,
-            copies=self._codec.tagged_json,
-        )
+        said = self._said(payload.created_at, payload.expires_at, payload.expiry, raw, None)
         issued.read = FromCookie(key, False, said)
         self._recent.put(value, issued)
         return value
@@ -264,9 +255,8 @@ class _PayloadFormat:
     def _read(self, raw: bytes, old: bool) -> FromCookie | None:
         """The document; ``None`` for anything malformed (the signature was valid, so this
         guards against a foreign serializer or an old format, not an attacker)."""
-        loads = self._codec.serializer.loads
         try:
-            document = loads(raw)
+            document = self._codec.serializer.loads(raw)
             key, data = document["k"], document["d"]
             created = check_timestamp(document["c"])
             expires = check_timestamp(document["e"])
@@ -275,16 +265,26 @@ class _PayloadFormat:
         if type(key) is not str or not isinstance(data, dict):
             return None
         expiry = Expiry.from_json(document.get("x"))
-        payload = CookiePayload(
-            created,
-            expires,
+        return FromCookie(key, old, self._said(created, expires, expiry, raw, data))
+
+    def _said(
+        self,
+        created_at: float,
+        expires_at: float,
+        expiry: Expiry | None,
+        raw: bytes,
+        decoded: dict[str, Any] | None,
+    ) -> CookiePayload:
+        """What a cookie of ``raw`` says (``decoded``: its data, if already decoded)."""
+        return CookiePayload(
+            created_at,
+            expires_at,
             expiry,
-            first=data,
+            first=decoded,
             raw=raw,
-            loads=loads,
+            loads=self._codec.serializer.loads,
             copies=self._codec.tagged_json,
         )
-        return FromCookie(key, old, payload)
 
     def _protect(self, raw: bytes) -> str:
         raise NotImplementedError
