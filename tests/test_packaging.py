@@ -10,6 +10,7 @@ directory, at the versions this environment runs.
 from __future__ import annotations
 
 import email
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -67,10 +68,29 @@ class Installed:
         return run(self.venv / "bin" / "python", "-c", code, cwd=self.work)
 
 
+# Left out of the copy that is built: what a work tree holds beside the sources.
+_NOT_SOURCES = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".hypothesis",
+    "*.egg-info",
+    "build",
+    "dist",
+    "site",
+    "__pycache__",
+    "*_cache",
+    "raw",
+)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    # Built from a copy: setuptools writes its egg-info and sdist staging directory into
+    # the tree it builds, so two test workers building ROOT at once break each other.
+    source = tmp_path_factory.mktemp("source") / "sessionware"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
     out = tmp_path_factory.mktemp("dist")
-    result = run(sys.executable, "-m", "build", "--outdir", out, ROOT)
+    result = run(sys.executable, "-m", "build", "--outdir", out, source)
     assert result.returncode == 0, result.stdout + result.stderr
     (sdist,) = out.glob("sessionware-*.tar.gz")
     (wheel,) = out.glob("sessionware-*.whl")
