@@ -331,6 +331,9 @@ async def test_expiry_input_mistakes(demo: Demo) -> None:
         assert "whole number of seconds" in text(page, "flash-message")
         page = await post(client, "/expiry/date", when="soon")
         assert "Give a date" in text(page, "flash-message")
+        page = await post(client, "/expiry/date", when="9999-12-31T23:59")
+        assert page.status_code == 200  # beyond ten years: set_expiry's refusal, not a 500
+        assert "ten years" in text(page, "flash-message")
         page = await post(client, "/expiry/date", when="2000-01-01T00:00")
         assert "has passed" in text(page, "flash-message")
         assert text(page, "session-key") == "none (no stored session)"

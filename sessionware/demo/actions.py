@@ -234,7 +234,10 @@ async def expiry_date(request: Request) -> Response:
         return redirect("/expiry", Flash("Give a date and time, e.g. 2030-01-31T12:00.", "error"))
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)  # the form's datetime-local has no zone: UTC
-    return _set_expiry(get_session(request), when, f"datetime {when.isoformat()}")
+    try:
+        return _set_expiry(get_session(request), when, f"datetime {when.isoformat()}")
+    except ValueError as exc:  # beyond ten years ahead: set_expiry says so
+        return redirect("/expiry", Flash(f"{exc}.", "error"))
 
 
 async def expiry_default(request: Request) -> Response:
