@@ -310,6 +310,27 @@ def test_starlette_app_found_before_and_after_its_first_request() -> None:
     assert other.get("/read").json() == {"b": "2"}
 
 
+def test_edit_session_replaces_a_cookie_the_test_put_in_by_hand() -> None:
+    """``client.cookies.set(name, value)`` makes a cookie without a domain; the helper's
+    cookie must take its place, not sit beside it (two would be a duplicated cookie)."""
+    store = MemoryStore()
+    app = starlette_app(store)
+    first = TestClient(app)
+    with edit_session(first, app) as session:
+        session["a"] = "1"
+    value = first.cookies["sessionid"]
+    client = TestClient(app)
+    client.cookies.set("sessionid", value)  # the usual way to hand a test client a cookie
+    client.cookies.set("sessionid", "another-host", domain="other.example")
+    with edit_session(client, app) as session:
+        session["b"] = "2"
+    assert client.get("/read").json() == {"a": "1", "b": "2"}
+    mine = [cookie for cookie in client.cookies.jar if cookie.domain != "other.example"]
+    assert [cookie.name for cookie in mine] == ["sessionid"]
+    others = [cookie.value for cookie in client.cookies.jar if cookie.domain == "other.example"]
+    assert others == ["another-host"]  # another host's cookie of that name is left alone
+
+
 def test_the_middleware_itself_is_accepted() -> None:
     middleware = plain_wsgi(MemoryStore())
     client = WerkzeugClient(middleware)

@@ -10,7 +10,9 @@ is sent exactly when the app's own cookie would be.
 
 from __future__ import annotations
 
+import http.cookiejar
 import sys
+import urllib.request
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -64,6 +66,20 @@ class _HttpxJar:
         return [header] if header else []
 
     def receive(self, set_cookie: str) -> None:
+        # A cookie of the same name that this URL would also be sent (one put in with
+        # ``client.cookies.set(name, value)`` has no domain, so the response's cookie
+        # lands beside it rather than on it) is replaced: a browser sends one cookie.
+        name = set_cookie.partition("=")[0].strip()
+        here = urllib.request.Request(str(self._url))
+        policy = http.cookiejar.DefaultCookiePolicy()
+        jar = self._cookies.jar
+        for cookie in list(jar):
+            if (
+                cookie.name == name
+                and policy.return_ok_domain(cookie, here)
+                and policy.path_return_ok(cookie.path, here)
+            ):
+                jar.clear(cookie.domain, cookie.path, cookie.name)
         request = self._package.Request("GET", self._url)
         response = self._package.Response(
             200, headers=[("Set-Cookie", set_cookie)], request=request
