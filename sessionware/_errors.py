@@ -25,8 +25,10 @@ class SessionSerializationError(SessionError, TypeError):
             "(e.g. str() or .isoformat()), or pass another serializer= to the middleware"
         )
         reason = f" ({detail})" if detail else ""
+        article = "an" if value_type[:1].lower() in "aeiou" else "a"
         super().__init__(
-            f"session value {name!r} cannot be serialized: it holds a {value_type}{reason}; {hint}"
+            f"session value {name!r} cannot be serialized: it holds {article} {value_type}"
+            f"{reason}; {hint}"
         )
         self.name = name
         self.value_type = value_type
