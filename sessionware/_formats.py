@@ -92,10 +92,11 @@ class CookiePayload:
         self._sent_again = first is not None  # a decode from here on is the cookie's second
 
     def data(self) -> dict[str, Any]:
-        try:
-            return self._first.pop()
-        except IndexError:
-            pass
+        if self._first:  # checked first: raising IndexError costs more than a decode step
+            try:
+                return self._first.pop()
+            except IndexError:  # pragma: no cover - another thread took it meanwhile
+                pass
         template = self._template
         if template is None:
             decoded: dict[str, Any] = self._loads(self._raw)["d"]
