@@ -251,13 +251,6 @@ def _user_text(user_key: str, value: object) -> str | None:
         ) from None
 
 
-def _size(record: Record) -> int:
-    blob = getattr(record.fields, "blob", None)
-    if isinstance(blob, bytes):
-        return len(blob)
-    return sum(map(len, record.fields.values()))
-
-
 def warn_dropped(key: str | None, why: str) -> None:
     logger.warning(
         "session %s was not saved: %s; its cookie is left as it is",

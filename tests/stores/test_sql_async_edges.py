@@ -9,8 +9,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -254,17 +254,8 @@ class HangUp:
 @pytest.fixture
 def mariadb_store() -> Iterator[tuple[SQLStore, HangUp]]:
     """A store on MariaDB through a proxy that can hang up on an INSERT of its table."""
-    require_server("mysql")
-    table = unique("sw_sql")
-    proxy = HangUp(3306, f"INSERT INTO {table}".encode())
-    url = MYSQL_URL.replace("127.0.0.1:3306", f"127.0.0.1:{proxy.port}")
-    store = SQLStore(url, table=table)
-    try:
-        yield store, proxy
-    finally:
-        store.drop_table()
-        store.close()
-        proxy.close()
+    with _behind_hang_up(lambda table: f"INSERT INTO {table}".encode()) as made:
+        yield made
 
 
 @pytest.mark.mysql
@@ -336,10 +327,19 @@ async def test_the_first_async_operations_at_once_prepare_the_table_once() -> No
 @pytest.fixture
 def rollback_lost() -> Iterator[tuple[SQLStore, HangUp]]:
     """A store on MariaDB through a proxy that can hang up on a ROLLBACK."""
+    with _behind_hang_up(lambda table: b"ROLLBACK") as made:
+        yield made
+
+
+@contextmanager
+def _behind_hang_up(trigger: Callable[[str], bytes]) -> Iterator[tuple[SQLStore, HangUp]]:
+    """A store on MariaDB (a table of its own) through a proxy that can hang up on the
+    statement ``trigger(table)`` begins."""
     require_server("mysql")
-    proxy = HangUp(3306, b"ROLLBACK")
+    table = unique("sw_sql")
+    proxy = HangUp(3306, trigger(table))
     url = MYSQL_URL.replace("127.0.0.1:3306", f"127.0.0.1:{proxy.port}")
-    store = SQLStore(url, table=unique("sw_sql"))
+    store = SQLStore(url, table=table)
     try:
         yield store, proxy
     finally:
