@@ -178,8 +178,6 @@ class Lifecycle:
     def close(self, state: RequestState, status: int, now: float) -> Flow[Outcome]:
         """Persist what changed and decide the cookie, by the table in ``_rules``."""
         session = state.session
-        if session.unreadable:  # decoded at first use: what the store held is not ours
-            _forget_record(state)
         if state.load_error is not None:
             if state.kind == "websocket":
                 return NOTHING
@@ -194,6 +192,7 @@ class Lifecycle:
                 return self._save_failed(session.accessed, exc)
         if (
             state.began is Began.LIVE
+            and not session.unreadable
             and not session.modified
             and not state.old_secret
             and not self._refreshes()
@@ -201,7 +200,7 @@ class Lifecycle:
             return Outcome(None, session.accessed)  # rule 4, the common read: no facts needed
         if not state.needs_load:
             session.settle()  # the rules read the contents: decode a session never used
-            if session.unreadable:
+            if session.unreadable:  # decoded (now or in the app): not ours after all
                 _forget_record(state)
         plan = decide(self._facts(state, status, now))
         vary = session.accessed
