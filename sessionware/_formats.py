@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ._expiry import Expiry
 from ._keys import KeySigner, is_valid_key
 from ._records import check_timestamp
-from ._serializers import FieldCodec
-from ._tagged import fresh_copy
+from ._serializers import FieldCodec, dumps_plain
+from ._tagged import NotPlain, fresh_copy, plain_copy
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -232,11 +232,16 @@ class _PayloadFormat:
         }
         if payload.expiry is not None:
             document["x"] = payload.expiry.to_json()
-        raw = self._codec.serializer.dumps(document)
+        plain = self._plain(payload)
+        if plain is not None and payload.expiry is None:
+            raw = dumps_plain(document)  # the default serializer, and nothing to tag
+        else:
+            raw = self._codec.serializer.dumps(document)
         value = self._protect(raw)
         issued = _Document(raw, False)
-        # What the client's next request says is known: only its data is decoded then.
-        said = self._said(payload.created_at, payload.expires_at, payload.expiry, raw, None)
+        # What the client's next request says is known: its data too, when the decode
+        # of plain values is a copy of them (else it is decoded at that request's use).
+        said = self._said(payload.created_at, payload.expires_at, payload.expiry, raw, plain)
         issued.read = FromCookie(key, False, said)
         self._recent.put(value, issued)
         return value
@@ -286,6 +291,16 @@ class _PayloadFormat:
             loads=self._codec.serializer.loads,
             copies=self._codec.tagged_json,
         )
+
+    def _plain(self, payload: Payload) -> dict[str, Any] | None:
+        """What decoding the payload's data will give, if known without decoding."""
+        if not self._codec.tagged_json:
+            return None
+        try:
+            copied: dict[str, Any] = plain_copy(payload.data)
+        except (NotPlain, RecursionError):
+            return None
+        return copied
 
     def _protect(self, raw: bytes) -> str:
         raise NotImplementedError

@@ -57,11 +57,11 @@ class KeySigner:
     """
 
     def __init__(self, secrets_: list[bytes], salt: bytes = b"sessionware.key") -> None:
-        self._keys = [hmac.new(secret, salt, hashlib.sha256).digest() for secret in secrets_]
+        self._keys = [_Hmac(hmac.new(secret, salt, hashlib.sha256).digest()) for secret in secrets_]
 
     def sign(self, value: str) -> str:
         raw = value.encode("utf-8")
-        return (raw + b"." + _signature(self._keys[0], raw)).decode()
+        return (raw + b"." + self._keys[0].signature(raw)).decode()
 
     def unsign(self, signed: str) -> tuple[str, bool] | None:
         """``(value, signed_with_old_key)``, or ``None`` when no secret of the list signed it.
@@ -78,13 +78,44 @@ class KeySigner:
         if not sep:
             return None
         for index, key in enumerate(self._keys):
-            if hmac.compare_digest(_signature(key, value), signature):
+            if hmac.compare_digest(key.signature(value), signature):
                 return value.decode("ascii"), index > 0
         return None
 
 
-def _signature(key: bytes, value: bytes) -> bytes:
-    return base64.urlsafe_b64encode(hmac.digest(key, value, "sha256")).rstrip(b"=")
+_BLOCK = 64  # SHA-256's block size in bytes
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _Hmac:
+    """HMAC-SHA256 under one key (RFC 2104), with the two padded key blocks hashed once.
+
+    ``hmac.digest`` sets up a new keyed context on every call, which costs more than
+    hashing a cookie; copying the two prepared SHA-256 states gives the same digest in
+    well under half the time (``tests/security/test_signed_keys.py`` checks it against
+    ``hmac.digest``).
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(block.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(block.translate(_OUTER_PAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def signature(self, message: bytes) -> bytes:
+        """The digest of ``message`` as the cookie spells it: base64url, unpadded."""
+        return base64.urlsafe_b64encode(self.digest(message)).rstrip(b"=")
 
 
 def info_id(key: str) -> str:

@@ -20,12 +20,13 @@ from ._flow import Delete, Flow, Insert, Op, Rotate, Update, perform
 from ._flow import Renew as RenewOp
 from ._formats import Payload
 from ._keys import key_fingerprint, new_key
-from ._records import Change, Moved, Record
+from ._records import Change, KeptFields, Moved, Record
 from ._request import RequestState
 from ._rules import Plan
 from ._session import Session
 from ._settings import Settings
 from ._store import Written, user_text
+from ._tagged import NotPlain, plain_copy
 
 logger = logging.getLogger("sessionware.lifecycle")
 
@@ -48,10 +49,13 @@ class Prepared:
 class Saver:
     """Encodes and writes the saves of one middleware."""
 
-    __slots__ = ("settings",)
+    __slots__ = ("_keeps_decoded", "settings")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # A store that keeps Python objects is given what its fields decode to, when
+        # that is known without decoding (see ``KeptFields``).
+        self._keeps_decoded = settings.store.keeps_objects and settings.codec.tagged_json
 
     # -- encoding, before any store call ---------------------------------------------------
 
@@ -73,8 +77,11 @@ class Saver:
         record = change = None
         whole = plan.end_old == "rotate" or plan.write == "insert"
         if whole:
-            fields = codec.encode_all(session.raw_data())
+            data = session.raw_data()
+            fields = codec.encode_all(data)
             self._check_size(sum(map(len, fields.values())))
+            if self._keeps_decoded:
+                fields = KeptFields(fields, _decoded(data))
             record = Record(
                 fields,
                 created_at,
@@ -100,6 +107,9 @@ class Saver:
                 expires_at,
                 user_changed,
                 user,
+                _decoded({name: session.raw(name) for name in names})
+                if self._keeps_decoded
+                else None,
             )
         return Prepared(record, change, expires_at, None)
 
@@ -237,6 +247,20 @@ def _insert(key: str | None, record: Record) -> Flow[str]:
             return key
         key = None
     raise SessionStoreError("could not find a free session key; is the store answering sanely?")
+
+
+def _decoded(values: dict[str, Any]) -> dict[str, Any] | None:
+    """What the default serializer would decode ``values`` to, for values whose decode
+    is a plain copy (``plain_copy``); ``None`` when some other value makes it unknown."""
+    decoded = {}
+    try:
+        for name, value in values.items():
+            if type(name) is not str:
+                return None
+            decoded[name] = plain_copy(value)
+    except (NotPlain, RecursionError):
+        return None
+    return decoded
 
 
 def _user_text(user_key: str, value: object) -> str | None:

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol, cast, runtime_checkable
 
 from ._errors import SessionSerializationError
-from ._tagged import ESCAPE, Unserializable, tag, untag
+from ._records import KeptFields
+from ._tagged import ESCAPE, Unserializable, fresh_copy, tag, untag
 
 
 @runtime_checkable
@@ -41,6 +42,12 @@ class JSONSerializer:
         if not isinstance(value, dict):
             raise ValueError("session data is not a JSON object")
         return value
+
+
+def dumps_plain(value: dict[str, Any]) -> bytes:
+    """``JSONSerializer().dumps(value)`` for a value ``plain_copy`` accepts: it needs no
+    tag, so the walk that looks for values to tag is skipped."""
+    return _encode(value).encode("utf-8", "surrogatepass")
 
 
 # The encoder and decoder json.dumps/json.loads would build, made once. Each call of
@@ -129,6 +136,16 @@ class FieldCodec:
 
     def decode(self, fields: Mapping[str, bytes]) -> dict[str, Any]:
         """The values of a record's fields; ``ValueError`` if any is not ours."""
+        if type(fields) is KeptFields and self._fast:
+            # Fields a store hands out again: decoded once, then copied (the same values).
+            decoded = fields.decoded
+            if decoded is None:
+                decoded = fields.decoded = self._decode_fields(fields)
+            copied: dict[str, Any] = fresh_copy(decoded)
+            return copied
+        return self._decode_fields(fields)
+
+    def _decode_fields(self, fields: Mapping[str, bytes]) -> dict[str, Any]:
         blob = getattr(fields, "json_blob", None)
         if blob is not None:
             # A store kept the fields as one JSON object: one parse serves them all.

@@ -93,6 +93,10 @@ class SessionStore:
     #: ``MemoryStore`` keeps them in one process; ``CachedStore`` refuses such a component
     #: unless told ``single_process=True``.
     shared: ClassVar[bool] = True
+    #: Whether the store keeps records as Python objects and gives every load the same
+    #: one (``MemoryStore``): the middleware then hands it ``KeptFields``, which remember
+    #: what they decode to, and a ``Change.decoded`` to keep them so.
+    keeps_objects: ClassVar[bool] = False
     #: The most bytes of encoded data one session may hold here; ``None`` for no limit.
     #: The middleware checks it before any store call (``SessionTooLargeError``, 500).
     max_data_bytes: int | None = None

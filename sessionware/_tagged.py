@@ -210,3 +210,32 @@ def fresh_copy(value: Any) -> Any:
     if kind is set:
         return set(value)  # its members are hashable: str, numbers, tuples, frozensets
     return value
+
+
+class NotPlain(Exception):
+    """Raised by ``plain_copy`` for a value that a decode would not give back as it is."""
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of a value JSON carries as it is: exactly str, int, float, bool, None, list,
+    and dict with str keys (not a one-key dict named like a tag, which is escaped).
+
+    Its decode is such a copy, and its encoding needs no tag (``tag(value) is value``).
+    Anything else raises ``NotPlain``, a subclass included (its decode has another type).
+    Shares nothing mutable with ``value``: the app may change it after the save.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is list:
+        return [item if type(item) in _PLAIN else plain_copy(item) for item in value]
+    if kind is dict:
+        copied = {}
+        for name, item in value.items():
+            if type(name) is not str:
+                raise NotPlain
+            copied[name] = item if type(item) in _PLAIN else plain_copy(item)
+        if len(copied) == 1 and name in _DECODERS:
+            raise NotPlain
+        return copied
+    raise NotPlain

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sessionware._formats import CookieFormat, Payload
 from sessionware._serializers import FieldCodec, JSONSerializer
 from sessionware.stores import CookieStore
 from tests.conftest import MakeClient
 from tests.test_behaviour import session_cookie_headers
+from tests.test_kept_fields import _typed
+from tests.test_serializers import _mutable_parts, json_values, python_values
 
 SECRET = "cookie-store-test-secret-0123456789abcdef"
 
@@ -157,3 +162,26 @@ def test_a_cookie_signed_with_an_old_secret_stays_marked_for_resigning(encrypt: 
         decoded = fmt.decode(value)
         assert decoded is not None
         assert decoded.old_secret
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.dictionaries(st.text(), python_values | json_values | st.floats(), max_size=5))
+def test_the_issuing_worker_reads_exactly_what_any_other_worker_reads(
+    encrypt: bool, data: dict[str, Any]
+) -> None:
+    issuing = _format(encrypt, SECRET.encode())
+    value = issuing.encode("k" * 43, Payload(dict(data), created_at=1.0, expires_at=2.0))
+    for _ in range(3):  # the first read (known at issue), the second decode, then copies
+        here = issuing.decode(value)
+        there = _format(encrypt, SECRET.encode()).decode(value)
+        assert here is not None
+        assert here.payload is not None
+        assert there is not None
+        assert there.payload is not None
+        mine = here.payload.data()
+        assert _typed(mine) == _typed(there.payload.data())
+        assert not {id(part) for part in _mutable_parts(mine)} & {
+            id(part) for part in _mutable_parts(data)
+        }

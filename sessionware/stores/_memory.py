@@ -10,6 +10,7 @@ from typing import ClassVar
 from .._keys import info_id
 from .._records import (
     Change,
+    KeptFields,
     Loaded,
     Moved,
     Record,
@@ -63,6 +64,8 @@ class MemoryStore(SessionStore):
 
     #: Each process has its own table.
     shared: ClassVar[bool] = False
+    #: Loads hand out the stored record itself, so its fields can remember their decode.
+    keeps_objects: ClassVar[bool] = True
 
     def __init__(self, max_entries: int | None = None) -> None:
         if max_entries is not None and (
@@ -325,8 +328,9 @@ class MemoryStore(SessionStore):
 
 def _owned(record: Record) -> Record:
     """The record with a fields dict of its own: the caller may keep using theirs."""
+    fields = record.fields
     return Record(
-        dict(record.fields),
+        KeptFields(fields, fields.decoded if isinstance(fields, KeptFields) else None),
         record.created_at,
         record.expires_at,
         record.expiry,

@@ -6,9 +6,15 @@ verifies; a cookie whose signature fails is no cookie at all and costs no store 
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+import hmac
 
-from sessionware._keys import KeySigner, is_valid_key, new_key
+import itsdangerous
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from sessionware._keys import KeySigner, _Hmac, is_valid_key, new_key
 from sessionware.stores import MemoryStore
 from tests.conftest import MakeClient
 from tests.counting import CountingStore
@@ -178,3 +184,22 @@ def test_a_remembered_cookie_of_an_older_secret_is_re_signed_every_time(
         response = replay(rotated, old_value)
         assert as_json(response) == {"key": key, "data": {"user": "ada"}}
         assert signer(NEW).unsign(sent_value(response)) == (key, False)
+
+
+@given(key=st.binary(max_size=200), message=st.binary(max_size=5000))
+@example(key=b"", message=b"")
+@example(key=bytes(64), message=b"x")  # exactly one block: used as it is
+@example(key=bytes(65), message=b"x")  # longer than a block: hashed first
+def test_the_prepared_hmac_gives_the_standard_digest(key: bytes, message: bytes) -> None:
+    assert _Hmac(key).digest(message) == hmac.digest(key, message, "sha256")
+
+
+def test_a_signature_is_itsdangerous_signer_with_no_key_derivation() -> None:
+    """Cookies stay readable by (and from) the format the docs name."""
+    derived = hmac.new(NEW.encode(), b"sessionware.key", hashlib.sha256).digest()
+    theirs = itsdangerous.Signer(
+        derived, key_derivation="none", digest_method=hashlib.sha256, sep="."
+    )
+    key = new_key()
+    assert signer(NEW).sign(key) == theirs.sign(key).decode()
+    assert signer(NEW).unsign(theirs.sign(key).decode()) == (key, False)
