@@ -129,9 +129,6 @@ def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
 
 
-_NO_FIELDS: Fields = MappingProxyType({})
-
-
 class KeptFields(dict[str, bytes]):
     """The fields of a record that a store keeps as a Python object and hands to every
     load (``MemoryStore``), with what they decode to once that is known (``decoded``).
@@ -143,24 +140,25 @@ class KeptFields(dict[str, bytes]):
     """
 
     __slots__ = ("decoded",)
+    decoded: dict[str, Any] | None
 
-    def __init__(self, fields: Fields, decoded: dict[str, Any] | None = None) -> None:
-        super().__init__(fields)
-        self.decoded = decoded
+
+def kept_fields(fields: Fields, decoded: dict[str, Any] | None) -> KeptFields:
+    """``fields`` as ``KeptFields`` (dict's own constructor: no Python-level ``__init__``)."""
+    kept = KeptFields(fields)
+    kept.decoded = decoded
+    return kept
 
 
 def apply_change(record: Record, change: Change, now: float) -> Record:
     """The merge every store applies atomically: clear, then delete, then set."""
     old = record.fields
-    kept = type(old) is KeptFields
-    fields: dict[str, bytes] = KeptFields(_NO_FIELDS) if kept else {}
-    if not change.cleared:
-        fields.update(old)
+    fields: dict[str, bytes] = {} if change.cleared else dict(old)
     for name in change.deleted:
         fields.pop(name, None)
     fields.update(change.set)
-    if isinstance(old, KeptFields) and isinstance(fields, KeptFields):
-        fields.decoded = _merged_decoded(old.decoded, change)
+    if type(old) is KeptFields:
+        fields = kept_fields(fields, _merged_decoded(old.decoded, change))
     return Record(
         fields,
         record.created_at,

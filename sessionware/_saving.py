@@ -20,7 +20,7 @@ from ._flow import Delete, Flow, Insert, Op, Rotate, Update, perform
 from ._flow import Renew as RenewOp
 from ._formats import Payload
 from ._keys import key_fingerprint, new_key
-from ._records import Change, KeptFields, Moved, Record
+from ._records import Change, Moved, Record, kept_fields
 from ._request import RequestState
 from ._rules import Plan
 from ._session import Session
@@ -81,7 +81,7 @@ class Saver:
             fields = codec.encode_all(data)
             self._check_size(sum(map(len, fields.values())))
             if self._keeps_decoded:
-                fields = KeptFields(fields, _decoded(data))
+                fields = kept_fields(fields, _decoded(data))
             record = Record(
                 fields,
                 created_at,
@@ -94,7 +94,8 @@ class Saver:
         elif plan.write == "update":
             with_reads = session.flagged or settings.save_every_request
             names = session.names_to_save(with_reads)
-            fields = {name: codec.encode(name, session.raw(name)) for name in names}
+            values = {name: session.raw(name) for name in names}
+            fields = {name: codec.encode(name, value) for name, value in values.items()}
             if settings.store.max_data_bytes is not None:
                 self._check_size(state.loaded_bytes + sum(map(len, fields.values())))
             user_changed, user = self._user_change(session, names)
@@ -107,9 +108,7 @@ class Saver:
                 expires_at,
                 user_changed,
                 user,
-                _decoded({name: session.raw(name) for name in names})
-                if self._keeps_decoded
-                else None,
+                _decoded(values) if self._keeps_decoded else None,
             )
         return Prepared(record, change, expires_at, None)
 

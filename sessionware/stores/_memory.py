@@ -17,6 +17,7 @@ from .._records import (
     SessionInfo,
     Stale,
     apply_change,
+    kept_fields,
     newest_first,
     session_info,
 )
@@ -330,7 +331,7 @@ def _owned(record: Record) -> Record:
     """The record with a fields dict of its own: the caller may keep using theirs."""
     fields = record.fields
     return Record(
-        KeptFields(fields, fields.decoded if isinstance(fields, KeptFields) else None),
+        kept_fields(fields, fields.decoded if isinstance(fields, KeptFields) else None),
         record.created_at,
         record.expires_at,
         record.expiry,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -146,13 +145,13 @@ class RedisStore(SessionStore):
         self._open_sync = open_sync_io
         self._fixed: AsyncIO | None = None
         if async_client is not None:
-            self._fixed = AsyncIO(async_client, self._flows(async_client), self._wait)
+            self._fixed = AsyncIO(async_client, self._flows(async_client), self._wait, timeout)
         self._per_loop: PerLoop[tuple[AsyncIO, Callable[[], Awaitable[None]]]] | None = None
         if self._owns_client and async_client is None:
 
             def open_async_io() -> tuple[AsyncIO, Callable[[], Awaitable[None]]]:
                 opened, aclose = open_async(target, timeout)
-                return AsyncIO(opened, self._flows(opened), self._wait), aclose
+                return AsyncIO(opened, self._flows(opened), self._wait, timeout), aclose
 
             self._per_loop = PerLoop(open_async_io, _aclose)
 
@@ -294,7 +293,7 @@ class RedisStore(SessionStore):
         with self._failed["load"]:
             try:
                 name = self._prefix + key.encode("utf-8", "surrogatepass")
-                raw = await self._bounded(io.perform(Load(name)))
+                raw = await self._bounded(io, io.perform(Load(name)))
             except redis.ResponseError as exc:
                 raw = _foreign(exc)
         return read(key, raw, now)
@@ -304,21 +303,21 @@ class RedisStore(SessionStore):
         if io is None:
             return await super().ainsert(key, record)
         with self._failed["insert"]:
-            return await self._bounded(io.run(io.flows.insert(key, record)))
+            return await self._bounded(io, io.run(io.flows.insert(key, record)))
 
     async def aupdate(self, key: str, change: Change, now: float) -> Written:
         io = await self._aio()
         if io is None:
             return await super().aupdate(key, change, now)
         with self._failed["update"]:
-            return await self._bounded(io.run(io.flows.update(key, change, now)))
+            return await self._bounded(io, io.run(io.flows.update(key, change, now)))
 
     async def adelete(self, key: str, now: float, stale_until: float) -> Written:
         io = await self._aio()
         if io is None:
             return await super().adelete(key, now, stale_until)
         with self._failed["delete"]:
-            return await self._bounded(io.run(io.flows.delete(key, now, stale_until)))
+            return await self._bounded(io, io.run(io.flows.delete(key, now, stale_until)))
 
     async def arotate(
         self, key: str, new_key: str, record: Record, now: float, stale_until: float
@@ -328,7 +327,7 @@ class RedisStore(SessionStore):
             return await super().arotate(key, new_key, record, now, stale_until)
         with self._failed["rotate"]:
             return await self._bounded(
-                io.run(io.flows.rotate(key, new_key, record, now, stale_until))
+                io, io.run(io.flows.rotate(key, new_key, record, now, stale_until))
             )
 
     async def arenew(self, key: str, new_key: str, now: float, grace_until: float) -> Written:
@@ -336,7 +335,7 @@ class RedisStore(SessionStore):
         if io is None:
             return await super().arenew(key, new_key, now, grace_until)
         with self._failed["renew"]:
-            return await self._bounded(io.run(io.flows.renew(key, new_key, now, grace_until)))
+            return await self._bounded(io, io.run(io.flows.renew(key, new_key, now, grace_until)))
 
     async def aclear_expired(
         self, now: float | None = None, progress: Progress | None = None
@@ -412,17 +411,14 @@ class RedisStore(SessionStore):
             await self._per_loop.aclose()
         self.close()
 
-    async def _bounded(self, operation: Awaitable[T]) -> T:
+    async def _bounded(self, io: AsyncIO, operation: Awaitable[T]) -> T:
         """Await a request's operation (a load or a session write) for ``timeout`` in all:
         redis-py may try several servers in turn (cluster nodes, sentinels), each for up
         to ``timeout``, when the network fails."""
-        try:
-            async with asyncio.timeout(self._timeout) as deadline:
-                return await operation
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise
-            raise redis.TimeoutError(f"no answer within {self._timeout:g} s") from exc
+        return await io.deadlines.bounded(operation, self._expired)
+
+    def _expired(self) -> Exception:
+        return redis.TimeoutError(f"no answer within {self._timeout:g} s")
 
     async def _aio(self) -> AsyncIO | None:
         """The async driver for the running loop; ``None`` means: hop to a thread."""

@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from .._flow import adrive, drive
 from . import _redis_wait as waiting
+from ._deadlines import Deadlines
 from ._redis_failures import connection_failures, unsent
 from ._redis_flows import Eval, EvalEach, Flow, Flows, Load, Members, Metas, Step
 from ._redis_layout import Arg
@@ -115,12 +116,15 @@ class SyncIO:
 class AsyncIO:
     """Runs flows on an asyncio client (``redis.asyncio.Redis`` or its ``RedisCluster``)."""
 
-    __slots__ = ("_starting", "client", "flows", "wait")
+    __slots__ = ("_starting", "client", "deadlines", "flows", "wait")
 
-    def __init__(self, client: AsyncClient, flows: Flows, wait: waiting.Wait | None) -> None:
+    def __init__(
+        self, client: AsyncClient, flows: Flows, wait: waiting.Wait | None, timeout: float
+    ) -> None:
         self.client = client
         self.flows = flows
         self.wait = wait
+        self.deadlines = Deadlines(timeout)  # bounds each load and write (RedisStore)
         self._starting: asyncio.Lock | None = None
         if isinstance(client, AsyncRedisCluster):
             self._starting = asyncio.Lock()
