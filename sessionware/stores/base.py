@@ -14,6 +14,7 @@ from .._keys import info_id, is_valid_key
 from .._records import (
     Change,
     Fields,
+    KeptFields,
     Loaded,
     Moved,
     PackedFields,
@@ -42,6 +43,7 @@ __all__ = [
     "Expiry",
     "Fields",
     "Finding",
+    "KeptFields",
     "Loaded",
     "Moved",
     "PackedFields",
