@@ -11,6 +11,12 @@ Starlette app (the median of the per-round differences, each cell measured right
 the bare app's same route). Uses only the API both waves share. Alternate the trees two or
 three times and compare medians; the machine should be otherwise idle.
 
+``--trees A,B [kinds]`` compares source trees in one command, in whole processes: each
+cell is a process that serves 32,000 requests minus one that serves 2,000 (start-up
+cancels out), the trees alternate, three times, and the bare app is subtracted::
+
+    .venv/bin/python bench/tree_overhead.py --trees /tmp/before,"$PWD" memory,cookie
+
 ``--instructions`` counts CPU instructions instead (under valgrind's callgrind, which
 must be installed): per request, the same app's requests minus the bare app's, from two
 runs of different lengths, so start-up cancels out. Instruction counts do not move with
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -171,7 +178,51 @@ def _measure_instructions(kinds: list[str]) -> dict[str, dict[str, float]]:
     }
 
 
+def _process_us(tree: str, kind: str, route: str) -> float:
+    """µs per request of ``kind`` on ``route`` with ``tree``'s sessionware, in whole processes."""
+
+    def run(n: int) -> float:
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, __file__, "--requests", kind, route, str(n)],
+            env={**os.environ, "PYTHONPATH": tree},
+            check=True,
+        )
+        return time.perf_counter() - started
+
+    short, long = 2_000, 32_000
+    return (run(long) - run(short)) / (long - short) * 1e6
+
+
+def _compare_trees(trees: list[str], kinds: list[str]) -> dict[str, Any]:
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(3):
+        for route in ROUTES:
+            cells.setdefault(("bare", "bare", route), []).append(
+                _process_us(trees[0], "bare", route)
+            )
+            for tree in trees:
+                for kind in kinds:
+                    cells.setdefault((tree, kind, route), []).append(_process_us(tree, kind, route))
+    bare = {route: statistics.median(cells["bare", "bare", route]) for route in ROUTES}
+    return {
+        tree: {
+            kind: {
+                route: round(statistics.median(cells[tree, kind, route]) - bare[route], 1)
+                for route in ROUTES
+            }
+            for kind in kinds
+        }
+        for tree in trees
+    }
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--trees"]:
+        kinds = (argv[2] if len(argv) > 2 else "memory,cookie").split(",")
+        compared = _compare_trees(argv[1].split(","), kinds)
+        print(json.dumps({"overhead_us_by_tree": compared}))
+        return 0
     if argv[:1] == ["--requests"]:
         asyncio.run(_requests(argv[1], argv[2], int(argv[3])))
         return 0

@@ -11,6 +11,10 @@ class SessionStoreError(SessionError):
     """The session store failed or timed out: an outage, answered with 503 by default."""
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 class SessionSerializationError(SessionError, TypeError):
     """A session value the serializer cannot encode: a programming error, never an outage.
 
@@ -25,13 +29,27 @@ class SessionSerializationError(SessionError, TypeError):
             "(e.g. str() or .isoformat()), or pass another serializer= to the middleware"
         )
         reason = f" ({detail})" if detail else ""
-        article = "an" if value_type[:1].lower() in "aeiou" else "a"
         super().__init__(
-            f"session value {name!r} cannot be serialized: it holds {article} {value_type}"
-            f"{reason}; {hint}"
+            f"session value {name!r} cannot be serialized: it holds {_article(value_type)} "
+            f"{value_type}{reason}; {hint}"
         )
         self.name = name
         self.value_type = value_type
+
+    @classmethod
+    def for_key(cls, key: object) -> SessionSerializationError:
+        """A session *key* that is not a ``str``: every store keeps keys as JSON object
+        keys (SQL, Redis and file stores as strings), so none is kept as anything else."""
+        error = cls.__new__(cls)
+        kind = type(key).__name__
+        TypeError.__init__(
+            error,
+            f"session key {key!r} is {_article(kind)} {kind}: session keys must be str, as "
+            f"every store keeps them as text; use str({key!r}) or keep the value under a "
+            "str key",
+        )
+        error.name, error.value_type = repr(key), kind
+        return error
 
 
 class SessionTooLargeError(SessionError, ValueError):

@@ -153,12 +153,13 @@ def kept_fields(fields: Fields, decoded: dict[str, Any] | None) -> KeptFields:
 def apply_change(record: Record, change: Change, now: float) -> Record:
     """The merge every store applies atomically: clear, then delete, then set."""
     old = record.fields
-    fields: dict[str, bytes] = {} if change.cleared else dict(old)
+    kept = type(old) is KeptFields
+    fields: dict[str, bytes] = (KeptFields if kept else dict)(() if change.cleared else old)
     for name in change.deleted:
         fields.pop(name, None)
     fields.update(change.set)
-    if type(old) is KeptFields:
-        fields = kept_fields(fields, _merged_decoded(old.decoded, change))
+    if isinstance(fields, KeptFields) and isinstance(old, KeptFields):
+        fields.decoded = _merged_decoded(old.decoded, change)
     return Record(
         fields,
         record.created_at,

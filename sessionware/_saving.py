@@ -14,7 +14,12 @@ from typing import Any
 
 from . import _observe
 from ._cookies import MAX_COOKIE_SIZE
-from ._errors import CookieTooLargeError, SessionStoreError, SessionTooLargeError
+from ._errors import (
+    CookieTooLargeError,
+    SessionSerializationError,
+    SessionStoreError,
+    SessionTooLargeError,
+)
 from ._expiry import record_expires_at
 from ._flow import Delete, Flow, Insert, Op, Rotate, Update, perform
 from ._flow import Renew as RenewOp
@@ -71,13 +76,15 @@ class Saver:
             # The cookie is the session: its store keeps nothing, so nothing else is encoded.
             if plan.cookie != "set":
                 return Prepared(None, None, expires_at, None)
-            payload = Payload(session.raw_data(), created_at, expires_at, session.expiry)
+            payload = Payload(
+                _by_str_keys(session.raw_data()), created_at, expires_at, session.expiry
+            )
             cookie = self._check_cookie(state, payload, now)
             return Prepared(None, None, expires_at, payload, cookie)
         record = change = None
         whole = plan.end_old == "rotate" or plan.write == "insert"
         if whole:
-            data = session.raw_data()
+            data = _by_str_keys(session.raw_data())
             fields = codec.encode_all(data)
             self._check_size(sum(map(len, fields.values())))
             if self._keeps_decoded:
@@ -94,14 +101,16 @@ class Saver:
         elif plan.write == "update":
             with_reads = session.flagged or settings.save_every_request
             names = session.names_to_save(with_reads)
-            values = {name: session.raw(name) for name in names}
+            values = {
+                name if type(name) is str else _str_key(name): session.raw(name) for name in names
+            }
             fields = {name: codec.encode(name, value) for name, value in values.items()}
             if settings.store.max_data_bytes is not None:
                 self._check_size(state.loaded_bytes + sum(map(len, fields.values())))
             user_changed, user = self._user_change(session, names)
             change = Change(
                 fields,
-                session.deleted_names,
+                _stored_names(session.deleted_names),
                 session.cleared,
                 session.expiry_changed,
                 session.expiry,
@@ -246,6 +255,29 @@ def _insert(key: str | None, record: Record) -> Flow[str]:
             return key
         key = None
     raise SessionStoreError("could not find a free session key; is the store answering sanely?")
+
+
+def _str_key(name: object) -> str:
+    """A session key as every store keeps it: a plain ``str`` (a ``str`` subclass, such as
+    a ``StrEnum`` member, by its text); anything else is refused before any store call."""
+    if type(name) is str:
+        return name
+    if isinstance(name, str):
+        return str.__str__(name)
+    raise SessionSerializationError.for_key(name)
+
+
+def _stored_names(names: frozenset[Any]) -> frozenset[str]:
+    """Deleted keys as stores name them; a key that is not a str was never stored."""
+    if not names or all(type(name) is str for name in names):
+        return names
+    return frozenset(_str_key(name) for name in names if isinstance(name, str))
+
+
+def _by_str_keys(data: dict[Any, Any]) -> dict[str, Any]:
+    if all(type(name) is str for name in data):
+        return data
+    return {_str_key(name): value for name, value in data.items()}
 
 
 def _decoded(values: dict[str, Any]) -> dict[str, Any] | None:

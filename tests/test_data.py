@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from sessionware import SessionMiddleware, WSGISessionMiddleware, get_session
+from sessionware import (
+    SessionMiddleware,
+    SessionSerializationError,
+    WSGISessionMiddleware,
+    get_session,
+)
 from sessionware.stores import CookieStore
 from tests.clients import Client
 from tests.stores.factories import make_store
@@ -45,6 +51,12 @@ def handle(path: str, query: str, session: dict[str, Any]) -> tuple[int, bytes]:
         session[params["name"]] = VALUES[params["name"]]
     elif path == "/put-object":
         session["broken"] = object()
+    elif path == "/put-int-key":
+        session[42] = "a value under a key no store keeps"  # type: ignore[index]
+    elif path == "/put-enum-key":
+        session[Key.CART] = ["apple"]
+    elif path == "/key-types":
+        return 200, json.dumps({name: type(name).__name__ for name in session}).encode()
     elif path == "/cycle-and-put-object":
         session.cycle_key()  # type: ignore[attr-defined]
         session["broken"] = {"deep": [object()]}
@@ -84,6 +96,10 @@ def wsgi_app(options: dict[str, Any]) -> Any:
 
 
 Make = Callable[..., Client]
+
+
+class Key(enum.StrEnum):
+    CART = "cart"
 
 
 @pytest.fixture(params=KINDS)
@@ -128,6 +144,32 @@ def test_an_unserializable_value_is_a_500_naming_it_and_the_old_session_survives
     assert response.headers.get("set-cookie") is None
     assert client.session_cookie == before
     assert list(client.get("/").json()) == ["date"]
+
+
+def test_a_key_that_is_not_a_str_is_a_500_and_the_old_session_survives(make: Make) -> None:
+    client = make()
+    client.get("/put?name=date")
+    before = client.session_cookie
+    response = client.get("/put-int-key")
+    assert response.status_code == 500
+    assert response.headers.get("set-cookie") is None
+    assert client.session_cookie == before
+    assert list(client.get("/").json()) == ["date"]
+
+
+@pytest.mark.parametrize("first", ["/put?name=date", "/put-enum-key"])
+def test_a_str_subclass_key_comes_back_as_a_plain_str(make: Make, first: str) -> None:
+    client = make()
+    client.get(first)  # a new session (insert), then a change to it (update)
+    client.get("/put-enum-key" if first != "/put-enum-key" else "/put?name=date")
+    assert client.get("/key-types").json() == {"date": "str", "cart": "str"}
+
+
+def test_a_non_str_key_error_names_the_key_and_says_why() -> None:
+    error = SessionSerializationError.for_key(42)
+    assert isinstance(error, TypeError)
+    assert "session key 42 is an int" in str(error)
+    assert "must be str" in str(error)
 
 
 def test_cycle_key_with_an_unserializable_value_leaves_the_old_session_intact(
