@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Unpack
 
 from ._cookies import edit_headers
@@ -98,6 +99,10 @@ class SessionMiddleware:
         await send({"type": "http.response.body", "body": replacement.body})
 
 
+async def _swallowed() -> None:
+    return None
+
+
 def _explicit_mode(session: Session) -> None:
     raise RuntimeError(_NOT_LOADED)
 
@@ -144,25 +149,34 @@ class _Responder:
         self._swallow = False
         self.started = False
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``. Returns the awaitable itself rather than being a coroutine:
+        a message that needs nothing from us (a body, or the start of a response whose
+        session needs no closing flow) goes straight to the server's ``send``."""
         if self._swallow:
-            return  # the app's own body after a replacement was sent in its place
+            return _swallowed()  # the app's own body after a replacement went in its place
         if message["type"] == "http.response.start":
             self.started = True
-            lifecycle = self._middleware.lifecycle
-            if lifecycle.needs_close(self._state):
-                outcome = await run_async(
-                    lifecycle.close(self._state, message["status"], time.time()),
-                    lifecycle.settings.store,
-                )
-                if outcome.replacement is not None:
-                    self._swallow = True
-                    await self._middleware.replace(
-                        self._scope, self._receive, self._send, outcome.replacement
-                    )
-                    return
-                if outcome.vary or outcome.set_cookie is not None:
-                    message = {**message, "headers": self._headers(message, outcome)}
+            if self._middleware.lifecycle.needs_close(self._state):
+                return self._closing(message)
+        return self._send(message)
+
+    async def _closing(self, message: Message) -> None:
+        """At ``http.response.start``: run the closing flow, then send the edited start
+        (or the lifecycle's replacement response)."""
+        lifecycle = self._middleware.lifecycle
+        outcome = await run_async(
+            lifecycle.close(self._state, message["status"], time.time()),
+            lifecycle.settings.store,
+        )
+        if outcome.replacement is not None:
+            self._swallow = True
+            await self._middleware.replace(
+                self._scope, self._receive, self._send, outcome.replacement
+            )
+            return
+        if outcome.vary or outcome.set_cookie is not None:
+            message = {**message, "headers": self._headers(message, outcome)}
         await self._send(message)
 
     def _headers(self, message: Message, outcome: Outcome) -> list[tuple[bytes, bytes]]:
