@@ -339,6 +339,7 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.serial  # its 0.1 s bound holds on a quiet machine, not beside a second worker
 def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(tmp_path: Path) -> None:
     # 16 threads hammering one file with a short busy timeout: SQLite's own back-off
     # (sleeps up to 100 ms) makes waiters miss the lock past the timeout; queued, none does.
