@@ -25,7 +25,7 @@ from ._expiry import Expiry
 from ._keys import KeySigner, is_valid_key
 from ._records import check_timestamp
 from ._serializers import FieldCodec, dumps_plain
-from ._tagged import NotPlain, fresh_copy, plain_copy
+from ._tagged import fresh_copy, known_decode
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -232,7 +232,8 @@ class _PayloadFormat:
         }
         if payload.expiry is not None:
             document["x"] = payload.expiry.to_json()
-        plain = self._plain(payload)
+        # What decoding the data will give, when known without decoding it.
+        plain = known_decode(payload.data) if self._codec.tagged_json else None
         if plain is not None and payload.expiry is None:
             raw = dumps_plain(document)  # the default serializer, and nothing to tag
         else:
@@ -291,16 +292,6 @@ class _PayloadFormat:
             loads=self._codec.serializer.loads,
             copies=self._codec.tagged_json,
         )
-
-    def _plain(self, payload: Payload) -> dict[str, Any] | None:
-        """What decoding the payload's data will give, if known without decoding."""
-        if not self._codec.tagged_json:
-            return None
-        try:
-            copied: dict[str, Any] = plain_copy(payload.data)
-        except (NotPlain, RecursionError):
-            return None
-        return copied
 
     def _protect(self, raw: bytes) -> str:
         raise NotImplementedError

@@ -153,12 +153,13 @@ def kept_fields(fields: Fields, decoded: dict[str, Any] | None) -> KeptFields:
 def apply_change(record: Record, change: Change, now: float) -> Record:
     """The merge every store applies atomically: clear, then delete, then set."""
     old = record.fields
-    kept = type(old) is KeptFields
-    fields: dict[str, bytes] = (KeptFields if kept else dict)(() if change.cleared else old)
+    fields = KeptFields() if isinstance(old, KeptFields) else {}
+    if not change.cleared:
+        fields.update(old)
     for name in change.deleted:
         fields.pop(name, None)
     fields.update(change.set)
-    if isinstance(fields, KeptFields) and isinstance(old, KeptFields):
+    if isinstance(old, KeptFields) and isinstance(fields, KeptFields):
         fields.decoded = _merged_decoded(old.decoded, change)
     return Record(
         fields,

@@ -31,7 +31,7 @@ from ._rules import Plan
 from ._session import Session
 from ._settings import Settings
 from ._store import Written, user_text
-from ._tagged import NotPlain, plain_copy
+from ._tagged import known_decode
 
 logger = logging.getLogger("sessionware.lifecycle")
 
@@ -88,7 +88,7 @@ class Saver:
             fields = codec.encode_all(data)
             self._check_size(sum(map(len, fields.values())))
             if self._keeps_decoded:
-                fields = kept_fields(fields, _decoded(data))
+                fields = kept_fields(fields, known_decode(data))
             record = Record(
                 fields,
                 created_at,
@@ -117,7 +117,7 @@ class Saver:
                 expires_at,
                 user_changed,
                 user,
-                _decoded(values) if self._keeps_decoded else None,
+                known_decode(values) if self._keeps_decoded else None,
             )
         return Prepared(record, change, expires_at, None)
 
@@ -278,20 +278,6 @@ def _by_str_keys(data: dict[Any, Any]) -> dict[str, Any]:
     if all(type(name) is str for name in data):
         return data
     return {_str_key(name): value for name, value in data.items()}
-
-
-def _decoded(values: dict[str, Any]) -> dict[str, Any] | None:
-    """What the default serializer would decode ``values`` to, for values whose decode
-    is a plain copy (``plain_copy``); ``None`` when some other value makes it unknown."""
-    decoded = {}
-    try:
-        for name, value in values.items():
-            if type(name) is not str:
-                return None
-            decoded[name] = plain_copy(value)
-    except (NotPlain, RecursionError):
-        return None
-    return decoded
 
 
 def _user_text(user_key: str, value: object) -> str | None:

@@ -239,3 +239,13 @@ def plain_copy(value: Any) -> Any:
             raise NotPlain
         return copied
     raise NotPlain
+
+
+def known_decode(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``plain_copy(data)`` where the decode of ``data`` is known without decoding it;
+    ``None`` where it is not (a value of another type, or nesting too deep to walk)."""
+    try:
+        copied: dict[str, Any] = plain_copy(data)
+    except (NotPlain, RecursionError):
+        return None
+    return copied
